@@ -1,0 +1,96 @@
+"""Ports, hosts and credentials of the four online services, read from the environment.
+
+One object, built on demand (never at import), so the native runtime, the loaders, the Flask
+service, the tests and ``docker-compose.yml`` agree on every port. Defaults are each server's
+standard port. A git-ignored ``.env`` at the repository root is read too (the same file
+``docker compose`` reads); real environment variables win over it. Secrets never live in code.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping
+
+from mlrec.paths import REPO_ROOT
+
+ENV_FILE = REPO_ROOT / ".env"
+
+
+def read_env_file(path: Path = ENV_FILE) -> dict[str, str]:
+    """Parse ``KEY=VALUE`` lines (``#`` comments, optional quotes); a missing file is empty."""
+    values: dict[str, str] = {}
+    if not path.is_file():
+        return values
+    for line in path.read_text().splitlines():
+        line = line.strip()
+        if not line or line.startswith("#") or "=" not in line:
+            continue
+        key, value = line.split("=", 1)
+        values[key.strip()] = value.strip().strip("'\"")
+    return values
+
+
+@dataclass(frozen=True)
+class Settings:
+    host: str = "127.0.0.1"
+    redis_port: int = 6379
+    es_port: int = 9200
+    es_user: str = "elastic"
+    es_password: str = field(default="", repr=False)
+    es_scheme: str = "http"
+    es_index: str = "item_index"  # an alias; each load writes a new index behind it
+    feast_port: int = 6566
+    triton_http_port: int = 8000
+    triton_grpc_port: int = 8001
+    triton_metrics_port: int = 8002
+    triton_model: str = "ml_rec"
+    runtime_dir: Path = REPO_ROOT / ".runtime"
+    timeout_s: float = 2.0  # per call to any service from the online path
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> "Settings":
+        env = {**read_env_file(), **(os.environ if environ is None else environ)}
+
+        def get(name: str, default):
+            raw = env.get(name)
+            if raw is None or raw == "":
+                return default
+            try:
+                return type(default)(raw)
+            except ValueError as exc:
+                raise ValueError(f"environment variable {name}={raw!r}: expected {type(default).__name__}") from exc
+
+        d = cls()
+        return cls(
+            host=get("MLREC_HOST", d.host),
+            redis_port=get("MLREC_REDIS_PORT", d.redis_port),
+            es_port=get("MLREC_ES_PORT", d.es_port),
+            es_user=get("MLREC_ES_USER", d.es_user),
+            es_password=get("ELASTIC_PASSWORD", d.es_password),
+            es_scheme=get("MLREC_ES_SCHEME", d.es_scheme),
+            es_index=get("MLREC_ES_INDEX", d.es_index),
+            feast_port=get("MLREC_FEAST_PORT", d.feast_port),
+            triton_http_port=get("MLREC_TRITON_HTTP_PORT", d.triton_http_port),
+            triton_grpc_port=get("MLREC_TRITON_GRPC_PORT", d.triton_grpc_port),
+            triton_metrics_port=get("MLREC_TRITON_METRICS_PORT", d.triton_metrics_port),
+            triton_model=get("MLREC_TRITON_MODEL", d.triton_model),
+            runtime_dir=Path(get("MLREC_RUNTIME_DIR", str(d.runtime_dir))),
+            timeout_s=get("MLREC_TIMEOUT_S", d.timeout_s),
+        )
+
+    @property
+    def es_url(self) -> str:
+        return f"{self.es_scheme}://{self.host}:{self.es_port}"
+
+    @property
+    def feast_url(self) -> str:
+        return f"http://{self.host}:{self.feast_port}"
+
+    @property
+    def triton_grpc_url(self) -> str:
+        return f"{self.host}:{self.triton_grpc_port}"
+
+    @property
+    def triton_http_url(self) -> str:
+        return f"http://{self.host}:{self.triton_http_port}"
