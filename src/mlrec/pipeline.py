@@ -1,0 +1,126 @@
+"""The offline steps as functions: what each numbered script runs, and what tests and benchmarks call.
+
+Each ``run_*`` reads its inputs from :class:`~mlrec.paths.Paths`, writes its artifacts atomically,
+prints one summary line and merges its figures into ``metrics.json``. The numbered scripts under
+``offline/`` only parse arguments and call these.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from mlrec import io
+from mlrec.constants import ISTEST, ITEMID, LABEL, USERID
+from mlrec.features import ISVAL, build_features
+from mlrec.log import summary, timed
+from mlrec.paths import Paths
+from mlrec.pit import item_genre_lists, item_genre_matrix, latest_counts, pit_counts, seen_items
+from mlrec.split import split_ratings
+from mlrec.terms import user_terms
+
+SPLIT_SCRIPT = "offline/preprocess/s1_data_split.py"
+TERMS_SCRIPT = "offline/preprocess/s2_term_trans.py"
+TERM_RECALL_SCRIPT = "offline/recall/s1_term_recall.py"
+VECTOR_RECALL_SCRIPT = "offline/recall/s2_vector_recall.py"
+FEATURES_SCRIPT = "offline/rank/s1_feature_engi.py"
+RANK_SCRIPT = "offline/rank/s2_model_train.py"
+
+
+def _raw_dir(paths: Paths) -> Path:
+    from mlrec.data import active_raw_dir
+
+    return active_raw_dir(paths)
+
+
+def _dataset_name(paths: Paths) -> str:
+    try:
+        return json.loads(paths.dataset_marker.read_text()).get("dataset", "")
+    except (OSError, json.JSONDecodeError):
+        return ""
+
+
+def run_split(paths: Paths) -> dict:
+    """s1: ratings -> labelled offline (train/test) and online (last 10 per user) events."""
+    from mlrec.data.movielens import load_ratings
+
+    with timed() as t:
+        ratings = load_ratings(_raw_dir(paths))
+        split = split_ratings(ratings)
+        io.write_parquet(split.offline, paths.offline_imp)
+        io.write_parquet(split.online, paths.online_imp)
+    offline, online = split.offline, split.online
+    n_pos = int(offline[LABEL].sum() + online[LABEL].sum())
+    fields = dict(
+        ratings=len(ratings), positives=n_pos, negatives=len(ratings) - n_pos, online=len(online),
+        train=int((offline[ISTEST] == 0).sum()), test=int((offline[ISTEST] == 1).sum()), seconds=t["seconds"],
+    )
+    summary("s1_data_split", paths.metrics, **fields)
+    return fields
+
+
+def run_terms(paths: Paths) -> dict:
+    """s2: point-in-time genre counts per offline event, latest-window counts per user,
+    item genres and the per-user seen-item filter."""
+    from mlrec.data.movielens import load_movies
+
+    with timed() as t:
+        offline = io.read_parquet(paths.offline_imp, SPLIT_SCRIPT, columns=[USERID, ITEMID, LABEL])
+        genres = item_genre_matrix(load_movies(_raw_dir(paths)))
+        pit = pit_counts(offline, genres)
+        latest = latest_counts(offline, genres)
+        io.write_parquet(pit, paths.pit_counts)
+        io.write_parquet(latest, paths.user_counts)
+        items = np.flatnonzero(genres.any(axis=1))
+        io.write_pickle(item_genre_lists(genres, items), paths.item_genres)
+        io.write_pickle(seen_items(offline), paths.user_filter)
+    fields = dict(rows=len(pit), users=len(latest), items=len(items), seconds=t["seconds"])
+    summary("s2_term_trans", paths.metrics, **fields)
+    return fields
+
+
+def run_term_recall(paths: Paths) -> dict:
+    """s1 (recall): user terms from the latest window; item terms = item genres."""
+    with timed() as t:
+        latest = io.read_parquet(paths.user_counts, TERMS_SCRIPT)
+        terms = user_terms(latest)
+        item_terms = io.read_pickle(paths.item_genres, TERMS_SCRIPT)
+        io.write_pickle(terms, paths.user_term)
+        io.write_pickle(item_terms, paths.item_term)
+    with_terms = sum(1 for v in terms.values() if v)
+    fields = dict(
+        users=len(terms), users_with_terms=with_terms,
+        mean_terms=round(sum(len(v) for v in terms.values()) / max(len(terms), 1), 3),
+        items=len(item_terms), seconds=t["seconds"],
+    )
+    summary("s1_term_recall", paths.metrics, **fields)
+    return fields
+
+
+def run_features(paths: Paths) -> dict:
+    """s1 (rank): the feature matrices, the user/item feature tables and the feature meta."""
+    from mlrec.data.movielens import load_movies, load_users
+
+    with timed() as t:
+        raw = _raw_dir(paths)
+        offline = io.read_parquet(paths.offline_imp, SPLIT_SCRIPT)
+        pit = io.read_parquet(paths.pit_counts, TERMS_SCRIPT)
+        latest = io.read_parquet(paths.user_counts, TERMS_SCRIPT)
+        tables = build_features(
+            load_users(raw), item_genre_matrix(load_movies(raw)), offline, pit, latest,
+            extra={"dataset": _dataset_name(paths)},
+        )
+        io.write_parquet(tables.train, paths.train_features)
+        io.write_parquet(tables.test, paths.test_features)
+        io.write_parquet(tables.users, paths.user_features)
+        io.write_parquet(tables.items, paths.item_features)
+        tables.meta.save(paths.feature_meta)
+    meta = tables.meta
+    fields = dict(
+        features=meta.n_features, sparse_id=len(meta.sparse_id_dims), sparse_side=len(meta.sparse_side_dims),
+        dense=meta.dense_dim, train=len(tables.train), val=int(tables.train[ISVAL].sum()), test=len(tables.test),
+        users=len(tables.users), items=len(tables.items), seconds=t["seconds"],
+    )
+    summary("s1_feature_engi", paths.metrics, **fields)
+    return fields
