@@ -55,8 +55,9 @@ def update_metrics(path: Path, step: str, fields: dict[str, Any]) -> None:
 
 
 def summary(step: str, metrics_path: Path | None = None, **fields: Any) -> None:
-    """Print the step's one-line summary and record it in the metrics file."""
-    print(f"[{step}] {kv(**fields)}", flush=True)
+    """Print the step's one-line summary (scalars only) and record all fields in the metrics file."""
+    scalars = {k: v for k, v in fields.items() if not isinstance(v, (list, dict))}
+    print(f"[{step}] {kv(**scalars)}", flush=True)
     if metrics_path is not None:
         update_metrics(metrics_path, step, fields)
 

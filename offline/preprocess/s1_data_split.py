@@ -1,0 +1,16 @@
+"""Step 1: ratings -> implicit feedback (rating > 3), split per user by time.
+
+Reads  data_exchange_center/raw/<dataset>/ratings.dat   (from s0_get_data.py)
+Writes data_exchange_center/offline/common/offline_imp.parquet  (train istest=0, test istest=1)
+       data_exchange_center/offline/common/online_imp.parquet   (each user's last 10 events)
+Run:   python offline/preprocess/s1_data_split.py
+ML-1M: ratings=1000209 positives=575281 negatives=424928 online=60400 train=754233 test=185576
+"""
+import argparse
+
+from mlrec.cli import run
+from mlrec.paths import Paths
+from mlrec.pipeline import run_split
+
+if __name__ == "__main__":
+    run(lambda args: run_split(Paths.from_env()), argparse.ArgumentParser(description=__doc__))

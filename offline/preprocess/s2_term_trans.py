@@ -1,0 +1,18 @@
+"""Step 2: point-in-time genre counts (no leakage), serving-time counts, item genres, seen-item filter.
+
+Reads  offline/common/offline_imp.parquet, raw/<dataset>/movies.dat
+Writes offline/common/pit_counts.parquet   per offline event: genre impressions/clicks over the
+                                           user's previous 10 events (strictly before it)
+       offline/common/user_counts.parquet  per user: the same over their latest 10 offline events
+       offline/common/item_genres.pkl      {itemid: [genre codes]}
+       offline/common/user_filter.pkl      {userid: array of offline item ids} (recall filter)
+Run:   python offline/preprocess/s2_term_trans.py
+"""
+import argparse
+
+from mlrec.cli import run
+from mlrec.paths import Paths
+from mlrec.pipeline import run_terms
+
+if __name__ == "__main__":
+    run(lambda args: run_terms(Paths.from_env()), argparse.ArgumentParser(description=__doc__))

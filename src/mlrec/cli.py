@@ -1,0 +1,38 @@
+"""What every numbered script shares: logging setup and turning user-fixable errors into one line.
+
+A missing input file or a corrupt dataset is something the user can fix, so the script prints
+``error: <file>: <what is wrong>; <the fix>`` and exits 2 instead of dumping a traceback.
+Anything else is a bug and keeps its traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Callable
+
+from mlrec.log import setup_logging
+
+
+def user_errors() -> tuple[type[BaseException], ...]:
+    from mlrec.feature_meta import FeatureMetaError
+    from mlrec.io import ArtifactError
+
+    errors: list[type[BaseException]] = [ArtifactError, FeatureMetaError]
+    try:
+        from mlrec.data import DataError
+
+        errors.append(DataError)
+    except ImportError:  # pragma: no cover - data package always present in a full checkout
+        pass
+    return tuple(errors)
+
+
+def run(main: Callable[[argparse.Namespace], object], parser: argparse.ArgumentParser) -> None:
+    """Parse args, set up logging, call ``main(args)``; user errors exit 2 with one line."""
+    args = parser.parse_args()
+    setup_logging()
+    try:
+        main(args)
+    except user_errors() as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
