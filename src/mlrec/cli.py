@@ -36,3 +36,18 @@ def run(main: Callable[[argparse.Namespace], object], parser: argparse.ArgumentP
     except user_errors() as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
+
+
+def add_config_args(parser: argparse.ArgumentParser, config_cls, **defaults) -> None:
+    """One ``--field`` flag per dataclass field, typed from its default; ``defaults`` override."""
+    import dataclasses
+
+    for f in dataclasses.fields(config_cls):
+        default = defaults.get(f.name, f.default)
+        parser.add_argument(f"--{f.name}", type=type(default), default=default, help=f"(default: {default})")
+
+
+def config_from_args(config_cls, args: argparse.Namespace):
+    import dataclasses
+
+    return config_cls(**{f.name: getattr(args, f.name) for f in dataclasses.fields(config_cls)})

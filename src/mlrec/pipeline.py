@@ -7,6 +7,7 @@ prints one summary line and merges its figures into ``metrics.json``. The number
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -123,4 +124,83 @@ def run_features(paths: Paths) -> dict:
         users=len(tables.users), items=len(tables.items), seconds=t["seconds"],
     )
     summary("s1_feature_engi", paths.metrics, **fields)
+    return fields
+
+
+def _fit_report(result) -> dict:
+    return dict(epochs=len(result.history), best_epoch=result.best_epoch, val_auc=round(result.best_val_auc, 4))
+
+
+def run_vector_recall(paths: Paths, cfg=None) -> dict:
+    """s2 (recall): 16-dim MF on (userid, itemid), early-stopped on a time-ordered validation
+    slice of train, scored on test; saves the user and item vectors for Redis / Elasticsearch."""
+    import torch
+
+    from mlrec.data.movielens import load_movies, load_users
+    from mlrec.features import validation_mask
+    from mlrec.models import MatrixFactorization, save_checkpoint
+    from mlrec.train import TrainConfig, fit, predict_logits, roc_auc
+
+    cfg = cfg or TrainConfig()
+    with timed() as t:
+        raw = _raw_dir(paths)
+        n_users = int(load_users(raw)[USERID].max()) + 1
+        n_items = int(load_movies(raw)[ITEMID].max()) + 1
+        offline = io.read_parquet(paths.offline_imp, SPLIT_SCRIPT, columns=[USERID, ITEMID, LABEL, ISTEST])
+        train = offline[offline[ISTEST] == 0]
+        test = offline[offline[ISTEST] == 1]
+        is_val = validation_mask(train)
+
+        def tensors(df):
+            x = torch.from_numpy(df[[USERID, ITEMID]].to_numpy(np.int64, copy=True))
+            return x, torch.from_numpy(df[LABEL].to_numpy(np.float32, copy=True))
+
+        x_fit, y_fit = tensors(train[~is_val])
+        x_val, y_val = tensors(train[is_val])
+        x_test, y_test = tensors(test)
+        torch.manual_seed(cfg.seed)
+        model = MatrixFactorization(n_users, n_items)
+        result = fit(model, x_fit, y_fit, x_val, y_val, cfg)
+        test_auc = roc_auc(y_test.numpy(), predict_logits(model, x_test))
+        save_checkpoint(paths.recall_model, model, "mf", model.hparams, config=asdict(cfg), extra={"test_auc": test_auc})
+        io.write_npy(model.user_vectors(), paths.user_vector)
+        io.write_npy(model.item_vectors(), paths.item_vector)
+    fields = dict(**_fit_report(result), test_auc=round(test_auc, 4), users=n_users - 1, items=n_items - 1,
+                  history=[h if isinstance(h, dict) else vars(h) for h in result.history], seconds=t["seconds"])
+    summary("s2_vector_recall", paths.metrics, **fields)
+    return fields
+
+
+def run_rank_train(paths: Paths, cfg=None) -> dict:
+    """s2 (rank): DeepFM on the feature-meta columns, early-stopped on the validation slice,
+    test AUC reported; the checkpoint keeps weights + constructor args + config."""
+    import torch
+
+    from mlrec.feature_meta import FeatureMeta
+    from mlrec.models import DeepFM, save_checkpoint
+    from mlrec.train import TrainConfig, fit, predict_logits, roc_auc
+
+    cfg = cfg or TrainConfig()
+    with timed() as t:
+        meta = FeatureMeta.load(paths.feature_meta)
+        train = io.read_parquet(paths.train_features, FEATURES_SCRIPT)
+        test = io.read_parquet(paths.test_features, FEATURES_SCRIPT)
+        is_val = train[ISVAL].to_numpy() == 1
+
+        def tensors(df):
+            return (torch.from_numpy(df[meta.names].to_numpy(np.float32, copy=True)),
+                    torch.from_numpy(df[LABEL].to_numpy(np.float32, copy=True)))
+
+        x_fit, y_fit = tensors(train[~is_val])
+        x_val, y_val = tensors(train[is_val])
+        x_test, y_test = tensors(test)
+        torch.manual_seed(cfg.seed)
+        model = DeepFM.from_meta(meta)
+        result = fit(model, x_fit, y_fit, x_val, y_val, cfg)
+        test_auc = roc_auc(y_test.numpy(), predict_logits(model, x_test))
+        save_checkpoint(paths.rank_model, model, "deepfm", model.hparams, config=asdict(cfg),
+                        extra={"feature_names": meta.names, "test_auc": test_auc})
+    fields = dict(**_fit_report(result), test_auc=round(test_auc, 4), features=meta.n_features,
+                  history=[h if isinstance(h, dict) else vars(h) for h in result.history], seconds=t["seconds"])
+    summary("s2_model_train", paths.metrics, **fields)
     return fields

@@ -1,0 +1,133 @@
+"""Offline benchmark: wall time and peak memory of every offline step on synthetic data.
+
+Each step runs as its own process (exactly the numbered script a user runs), so its peak RSS is
+its own. At the smallest scale the seed's row-at-a-time split and point-in-time loop are timed in
+the same run as a baseline, and their output is checked against ours.
+
+Run:  python benchmarks/bench_offline.py                      # 1M with models, 10M data steps
+      python benchmarks/bench_offline.py --scales 1000000 --no-baseline
+Targets (issue #2): split + terms + features <= 10 s and <= 1.5 GiB at 1M, <= 2 min at 10M;
+the whole offline pipeline incl. both models <= 3 min at 1M.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from mlrec.paths import REPO_ROOT
+
+DATA_STEPS = [
+    ("split", "offline/preprocess/s1_data_split.py"),
+    ("terms", "offline/preprocess/s2_term_trans.py"),
+    ("term_recall", "offline/recall/s1_term_recall.py"),
+    ("features", "offline/rank/s1_feature_engi.py"),
+]
+MODEL_STEPS = [
+    ("vector_recall", "offline/recall/s2_vector_recall.py"),
+    ("rank_train", "offline/rank/s2_model_train.py"),
+]
+CORE = ("split", "terms", "features")
+
+
+def run_step(script: str, args: list[str], env: dict) -> tuple[float, float]:
+    """Run one script; return (seconds, peak RSS MiB) of that process alone."""
+    start = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, str(REPO_ROOT / script), *args], env=env, cwd=REPO_ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    out = proc.stdout.read()
+    _, status, usage = os.wait4(proc.pid, 0)
+    seconds = time.perf_counter() - start
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"{script} failed:\n{out}")
+    summary = [line for line in out.splitlines() if line.startswith("[")]
+    print(f"    {summary[-1] if summary else ''}")
+    return seconds, usage.ru_maxrss / 1024  # ru_maxrss is KiB on Linux
+
+
+def baseline(data_dir: Path) -> dict:
+    """Time the seed-style split and PIT loop on the same data; check they match ours."""
+    import seed_baseline  # beside this script
+    from mlrec.constants import ISTEST, N_GENRES
+    from mlrec.data import active_raw_dir
+    from mlrec.data.movielens import load_movies, load_ratings
+    from mlrec.paths import Paths
+    from mlrec.pit import COUNT_COLUMNS, item_genre_lists, item_genre_matrix
+
+    paths = Paths(data_dir)
+    raw = active_raw_dir(paths)
+    ratings = load_ratings(raw)
+    t0 = time.perf_counter()
+    seed_split = seed_baseline.split(ratings)
+    split_s = time.perf_counter() - t0
+    offline = pd.read_parquet(paths.offline_imp)
+    ours = offline[ISTEST].to_numpy()
+    assert (seed_split[seed_split != 2].to_numpy() == ours).all(), "seed-style split disagrees with ours"
+
+    genres = item_genre_matrix(load_movies(raw))
+    lists = item_genre_lists(genres, np.flatnonzero(genres.any(axis=1)))
+    t0 = time.perf_counter()
+    rows = seed_baseline.pit(offline, lists)
+    pit_s = time.perf_counter() - t0
+    mat = seed_baseline.pit_to_matrix(rows, N_GENRES)
+    ours_pit = pd.read_parquet(paths.pit_counts)[COUNT_COLUMNS].to_numpy()
+    assert (mat == ours_pit).all(), "seed-style PIT counts disagree with ours"
+    return {"split": split_s, "terms": pit_s}
+
+
+def bench_scale(n: int, with_models: bool, with_baseline: bool, keep: Path | None) -> dict:
+    data_dir = Path(tempfile.mkdtemp(prefix=f"mlrec-bench-{n}-")) if keep is None else keep
+    env = {**os.environ, "MLREC_DATA_DIR": str(data_dir), "MLREC_PROGRESS": "0"}
+    print(f"\n== synthetic, {n:,} ratings (data dir {data_dir})")
+    gen_s, gen_mb = run_step("offline/preprocess/s0_get_data.py", ["--dataset", "synthetic", "--scale", str(n)], env)
+    results = {"generate": {"seconds": gen_s, "peak_mib": gen_mb}}
+    for name, script in DATA_STEPS + (MODEL_STEPS if with_models else []):
+        s, mb = run_step(script, [], env)
+        results[name] = {"seconds": s, "peak_mib": mb}
+    if with_baseline:
+        print("  timing the seed-style baseline (row-wise split, per-event deepcopy PIT)...")
+        for name, s in baseline(data_dir).items():
+            results[name]["seed_seconds"] = s
+    return results
+
+
+def print_table(all_results: dict) -> None:
+    print("\n| scale | step | seconds | peak MiB | seed-style seconds (same run) |")
+    print("|---|---|---:|---:|---:|")
+    for n, res in all_results.items():
+        for step, r in res.items():
+            seed = f"{r['seed_seconds']:.1f}" if "seed_seconds" in r else ""
+            print(f"| {int(n):,} | {step} | {r['seconds']:.1f} | {r['peak_mib']:.0f} | {seed} |")
+        core = sum(res[s]["seconds"] for s in CORE)
+        peak = max(res[s]["peak_mib"] for s in CORE)
+        total = sum(r["seconds"] for k, r in res.items() if k != "generate")
+        print(f"| {int(n):,} | **split+terms+features** | **{core:.1f}** | **{peak:.0f}** | |")
+        print(f"| {int(n):,} | **all offline steps** | **{total:.1f}** | | |")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--scales", type=int, nargs="+", default=[1_000_000, 10_000_000])
+    parser.add_argument("--models-up-to", type=int, default=1_000_000, help="train both models at scales <= this")
+    parser.add_argument("--no-baseline", action="store_true", help="skip the seed-style baseline")
+    parser.add_argument("--out", type=Path, default=REPO_ROOT / "data_exchange_center" / "bench_offline.json")
+    args = parser.parse_args()
+    all_results = {}
+    for i, n in enumerate(args.scales):
+        all_results[n] = bench_scale(n, n <= args.models_up_to, i == 0 and not args.no_baseline, None)
+    print_table(all_results)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(all_results, indent=2))
+    print(f"\nwritten {args.out}")
+
+
+if __name__ == "__main__":
+    main()
