@@ -17,14 +17,30 @@ def user_errors() -> tuple[type[BaseException], ...]:
     from mlrec.feature_meta import FeatureMetaError
     from mlrec.io import ArtifactError
 
-    errors: list[type[BaseException]] = [ArtifactError, FeatureMetaError]
-    try:
-        from mlrec.data import DataError
+    from mlrec.data import DataError
 
-        errors.append(DataError)
-    except ImportError:  # pragma: no cover - data package always present in a full checkout
+    errors: list[type[BaseException]] = [ArtifactError, FeatureMetaError, DataError]
+    try:  # online-side errors: a loader whose service is down, or whose check failed
+        from mlrec.loaders import LoadCheckError
+        from mlrec.models import CheckpointError
+        from mlrec.online.errors import ApiError
+        from mlrec.services import ServiceError
+
+        errors += [LoadCheckError, CheckpointError, ServiceError, ApiError]
+    except ImportError:  # pragma: no cover
         pass
     return tuple(errors)
+
+
+def unreachable_errors() -> tuple[type[BaseException], ...]:
+    """Client errors meaning "the service is not running" across redis, ES, requests and Triton."""
+    import elastic_transport
+    import redis
+    import requests
+    from tritonclient.utils import InferenceServerException
+
+    return (redis.ConnectionError, elastic_transport.ConnectionError, requests.ConnectionError,
+            InferenceServerException)
 
 
 def run(main: Callable[[argparse.Namespace], object], parser: argparse.ArgumentParser) -> None:
@@ -36,6 +52,10 @@ def run(main: Callable[[argparse.Namespace], object], parser: argparse.ArgumentP
     except user_errors() as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
+    except unreachable_errors() as exc:
+        print(f"error: a service is unreachable ({type(exc).__name__}: {exc}); "
+              "start them with `make services-up` and check `make services-status`", file=sys.stderr)
+        sys.exit(3)
 
 
 def add_config_args(parser: argparse.ArgumentParser, config_cls, **defaults) -> None:

@@ -45,6 +45,7 @@ class Settings:
     triton_grpc_port: int = 8001
     triton_metrics_port: int = 8002
     triton_model: str = "ml_rec"
+    server_port: int = 5000  # the Flask recommender (POST /ml/rec)
     runtime_dir: Path = REPO_ROOT / ".runtime"
     timeout_s: float = 2.0  # per call to any service from the online path
 
@@ -75,6 +76,7 @@ class Settings:
             triton_grpc_port=get("MLREC_TRITON_GRPC_PORT", d.triton_grpc_port),
             triton_metrics_port=get("MLREC_TRITON_METRICS_PORT", d.triton_metrics_port),
             triton_model=get("MLREC_TRITON_MODEL", d.triton_model),
+            server_port=get("MLREC_SERVER_PORT", d.server_port),
             runtime_dir=Path(get("MLREC_RUNTIME_DIR", str(d.runtime_dir))),
             timeout_s=get("MLREC_TIMEOUT_S", d.timeout_s),
         )
@@ -82,6 +84,10 @@ class Settings:
     @property
     def es_url(self) -> str:
         return f"{self.es_scheme}://{self.host}:{self.es_port}"
+
+    @property
+    def server_url(self) -> str:
+        return f"http://{self.host}:{self.server_port}"
 
     @property
     def feast_url(self) -> str:

@@ -1,0 +1,130 @@
+"""Items in Elasticsearch: genre terms + MF vectors in one index, queried by hybrid term + kNN recall.
+
+Similarity is ``max_inner_product``: the MF model scores a (user, item) pair by the raw dot product,
+so the kNN search ranks items exactly as the model would (cosine would silently re-rank by vector
+norm). Vectors are indexed as plain float HNSW (``index_options.type = hnsw``), not the int8
+quantized default of recent 8.x releases, so scores are the model's own.
+
+Every load writes a brand-new index and then moves the alias to it in one atomic
+``update_aliases`` call; readers never see a half-loaded index, and a failed load leaves the
+previous index serving.
+"""
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from dataclasses import dataclass
+
+import numpy as np
+from elasticsearch import Elasticsearch, helpers
+from tqdm import tqdm
+
+from mlrec.constants import EMB_DIM, GENRES, ITEMID
+
+log = logging.getLogger(__name__)
+VECTOR = "item_vector"
+TERM_BOOST, KNN_BOOST = 0.1, 0.9
+
+
+class IndexLoadError(RuntimeError):
+    """The new index did not receive every document; the alias still points at the old one."""
+
+
+def index_body(dims: int = EMB_DIM) -> dict:
+    return {
+        "settings": {"number_of_shards": 1, "number_of_replicas": 0},
+        "mappings": {
+            "dynamic": "strict",
+            "properties": {
+                ITEMID: {"type": "integer"},
+                GENRES: {"type": "keyword"},  # genre codes as strings: exact-match terms
+                VECTOR: {
+                    "type": "dense_vector", "dims": dims, "index": True, "similarity": "max_inner_product",
+                    "index_options": {"type": "hnsw", "m": 16, "ef_construction": 100},
+                },
+            },
+        },
+    }
+
+
+def connect(settings, timeout: float | None = None) -> Elasticsearch:
+    """A client for ``settings.es_url``; basic auth only when a password is configured."""
+    auth = (settings.es_user, settings.es_password) if settings.es_password else None
+    return Elasticsearch(settings.es_url, basic_auth=auth, request_timeout=timeout or settings.timeout_s,
+                         verify_certs=False, ssl_show_warn=False)
+
+
+def _actions(index: str, item_terms: dict[int, list[int]], vectors: np.ndarray):
+    for itemid, genres in item_terms.items():
+        yield {
+            "_index": index, "_id": str(itemid),
+            "_source": {ITEMID: int(itemid), GENRES: [str(g) for g in genres], VECTOR: vectors[itemid].tolist()},
+        }
+
+
+@dataclass(frozen=True)
+class LoadResult:
+    index: str
+    documents: int
+    replaced: list[str]
+
+
+def load_items(es: Elasticsearch, alias: str, item_terms: dict[int, list[int]], vectors: np.ndarray) -> LoadResult:
+    """Bulk-load every item into a new index, refresh, verify the count, then swap the alias."""
+    index = f"{alias}_{time.strftime('%Y%m%d%H%M%S')}_{uuid.uuid4().hex[:6]}"
+    es.options(request_timeout=60).indices.create(index=index, **index_body(vectors.shape[1]))
+    try:
+        ok = 0
+        bar = tqdm(total=len(item_terms), desc="es items", unit="doc", disable=None)
+        for success, _ in helpers.streaming_bulk(es.options(request_timeout=60), _actions(index, item_terms, vectors),
+                                                 chunk_size=500, raise_on_error=True):
+            ok += success
+            bar.update(1)
+        bar.close()
+        es.indices.refresh(index=index)
+        count = es.count(index=index)["count"]
+        if count != len(item_terms):
+            raise IndexLoadError(f"index {index}: {count} documents, expected {len(item_terms)}")
+    except Exception:
+        es.indices.delete(index=index, ignore_unavailable=True)
+        raise
+    old = list(es.indices.get_alias(name=alias).keys()) if es.indices.exists_alias(name=alias) else []
+    es.indices.update_aliases(actions=[{"add": {"index": index, "alias": alias}}]
+                              + [{"remove": {"index": o, "alias": alias}} for o in old])
+    for o in old:
+        es.indices.delete(index=o, ignore_unavailable=True)
+    return LoadResult(index=index, documents=count, replaced=old)
+
+
+def hybrid_query(terms: list[int], vector: np.ndarray, exclude: np.ndarray, k: int,
+                 num_candidates: int = 1000) -> dict:
+    """Search body: kNN on the user vector (boost 0.9) + genre terms (boost 0.1), seen items excluded in both."""
+    not_seen = {"bool": {"must_not": {"terms": {ITEMID: np.asarray(exclude).tolist()}}}}
+    body = {
+        "knn": {"field": VECTOR, "query_vector": np.asarray(vector, dtype=np.float32).tolist(), "k": k,
+                "num_candidates": max(num_candidates, k), "boost": KNN_BOOST, "filter": not_seen},
+        "size": k,
+        "_source": False,
+    }
+    if terms:
+        body["query"] = {"bool": {"must": {"terms": {GENRES: [str(t) for t in terms], "boost": TERM_BOOST}},
+                                  "filter": not_seen}}
+    return body
+
+
+def hybrid_search(es: Elasticsearch, alias: str, terms: list[int], vector: np.ndarray, exclude: np.ndarray,
+                  k: int, num_candidates: int = 1000) -> np.ndarray:
+    """Item ids of the hybrid recall, best first (at most ``k``)."""
+    res = es.search(index=alias, **hybrid_query(terms, vector, exclude, k, num_candidates))
+    return np.array([int(h["_id"]) for h in res["hits"]["hits"]], dtype=np.int64)
+
+
+def term_hit_count(es: Elasticsearch, alias: str, genre: int) -> int:
+    return es.count(index=alias, query={"terms": {GENRES: [str(genre)]}})["count"]
+
+
+def knn_ids(es: Elasticsearch, alias: str, vector: np.ndarray, k: int, num_candidates: int = 1000) -> np.ndarray:
+    res = es.search(index=alias, knn={"field": VECTOR, "query_vector": np.asarray(vector).tolist(), "k": k,
+                                      "num_candidates": max(num_candidates, k)}, size=k, source=False)
+    return np.array([int(h["_id"]) for h in res["hits"]["hits"]], dtype=np.int64)
