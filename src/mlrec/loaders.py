@@ -68,7 +68,7 @@ def load_redis(paths: Paths, settings: Settings) -> dict:
     if got is None or got.terms != terms.get(sample, []) or not np.array_equal(got.vector, vectors[sample]) \
             or not np.array_equal(got.seen, seen[sample]):
         raise LoadCheckError(f"redis: user{sample} read back differs from the offline artifacts")
-    print(f"redis check: HGETALL user{sample} -> term={got.terms} vector[:4]={np.round(got.vector[:4], 4).tolist()} "
+    print(f"redis check: HGETALL user{sample} -> term={got.terms} vector[:4]={[round(float(v), 4) for v in got.vector[:4]]} "
           f"filter={len(got.seen)} items (matches offline)")
     fields = dict(users=n, popular=len(pop_ids), sample_user=sample, seconds=t["seconds"])
     summary("s1_user_to_redis", paths.metrics, **fields)

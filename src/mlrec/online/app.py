@@ -14,6 +14,8 @@ from typing import Any
 
 import redis
 import requests
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 from flask import Blueprint, Flask, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException
 
@@ -38,8 +40,9 @@ def build_recommender(settings: Settings, paths: Paths) -> Recommender:
     session = requests.Session()
     return Recommender(
         meta=FeatureMeta.load(paths.feature_meta),
+        # no client-side retries: a dead Redis must fail within one timeout, not after a backoff loop
         redis_client=redis.Redis(host=settings.host, port=settings.redis_port, socket_timeout=timeout,
-                                 socket_connect_timeout=timeout),
+                                 socket_connect_timeout=timeout, retry=Retry(NoBackoff(), 0)),
         es=es_index.connect(settings, timeout=timeout).options(max_retries=0),
         es_alias=settings.es_index,
         feast=FeastClient(settings.feast_url, timeout_s=timeout, session=session),

@@ -137,7 +137,7 @@ class Recommender:
         """Each dependency's state: "ok" or a short reason."""
         checks = {
             "redis": lambda: self.redis.ping(),
-            "elasticsearch": lambda: self.es.indices.exists_alias(name=self.es_alias) or "alias missing",
+            "elasticsearch": lambda: bool(self.es.indices.exists_alias(name=self.es_alias)) or "alias missing",
             "feast": lambda: self.feast.get(USER_SERVICE, USERID, [1]) and True,
             "triton": lambda: self.ranker.ready() or "model not ready",
         }
