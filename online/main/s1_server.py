@@ -8,6 +8,7 @@ Port from $MLREC_SERVER_PORT (default 5000); every service address from mlrec.se
 """
 import argparse
 import os
+import shutil
 import sys
 
 from mlrec.settings import Settings
@@ -26,6 +27,11 @@ if __name__ == "__main__":
 
         create_app().run(host=args.host, port=args.port)
     else:
+        # per-worker Prometheus samples are merged from here by GET /metrics
+        prom_dir = settings.runtime_dir / "server" / "prometheus"
+        shutil.rmtree(prom_dir, ignore_errors=True)
+        prom_dir.mkdir(parents=True)
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(prom_dir)
         gunicorn = os.path.join(os.path.dirname(sys.executable), "gunicorn")
         os.execv(gunicorn, [gunicorn, "-w", str(args.workers), "--threads", str(args.threads),
                             "-b", f"{args.host}:{args.port}", "--timeout", "30", "mlrec.online.app:create_app()"])

@@ -22,7 +22,7 @@ from werkzeug.exceptions import HTTPException
 from mlrec.constants import RECALL_SIZE, RESPONSE_SIZE
 from mlrec.feature_meta import FeatureMeta
 from mlrec.log import setup_logging
-from mlrec.online import es_index
+from mlrec.online import es_index, metrics
 from mlrec.online.errors import ApiError, BadRequest
 from mlrec.online.feast_store import FeastClient
 from mlrec.online.recommender import Recommender, RecResult
@@ -65,6 +65,13 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
             log.warning("event=prefetch_failed error=%s", exc.message)
     app.register_blueprint(bp)
     register_error_handlers(app)
+
+    @app.after_request
+    def _count(resp):
+        if request.endpoint == "ml.ml_rec":
+            metrics.REQUESTS.labels(status=str(resp.status_code)).inc()
+        return resp
+
     return app
 
 
@@ -126,7 +133,16 @@ def _response(result: RecResult):
 def ml_rec():
     """Top items for one user: recall (Redis + Elasticsearch), then rank (Feast + Triton)."""
     userid, size = parse_request(request)
-    return _response(current_app.extensions["recommender"].recommend(userid, size))
+    result = current_app.extensions["recommender"].recommend(userid, size)
+    metrics.observe(result.timings_ms)
+    return _response(result)
+
+
+@bp.get("/metrics")
+def prometheus_metrics():
+    """Prometheus exposition: mlrec_stage_seconds{stage} histograms, mlrec_requests_total{status}."""
+    body, content_type = metrics.render()
+    return body, 200, {"Content-Type": content_type}
 
 
 @bp.get("/healthz")
