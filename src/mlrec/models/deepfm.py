@@ -1,0 +1,107 @@
+"""DeepFM ranker over the 59-feature contract of :class:`mlrec.feature_meta.FeatureMeta`.
+
+The input is ONE float32 tensor in ``meta.names`` order (sparse id fields, sparse side fields,
+dense fields) because that is what the exported ONNX model receives from Triton (``ml_input``);
+the sparse slices are cast to int64 inside ``forward`` so the serving side never splits the row.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+from mlrec.feature_meta import FeatureMeta
+from mlrec.models.layers import FactorizationMachine, FeaturesEmbedding, FeaturesLinear, MultiLayerPerceptron
+
+
+class DeepFM(nn.Module):
+    """DeepFM: linear + factorization machine over sparse fields, plus an MLP over dense fields.
+
+    Guo et al., "DeepFM: A Factorization-Machine based Neural Network for CTR Prediction", IJCAI 2017,
+    in the seed's variant: ids get 16-dim embeddings, side fields 2-dim ones, the FM interacts fields
+    within each group only, and the MLP sees the dense genre counts. ``forward`` returns logits
+    (train with ``BCEWithLogitsLoss``); use :meth:`predict_proba` or :class:`WithSigmoid` to serve.
+    """
+
+    def __init__(
+        self,
+        sparse_id_dims: Sequence[int],
+        sparse_side_dims: Sequence[int],
+        dense_dim: int,
+        embed_dim: int = 16,
+        embed_dim_side: int = 2,
+        mlp_dims: Sequence[int] = (4,),
+        dropout: float = 0.2,
+    ) -> None:
+        super().__init__()
+        if not sparse_id_dims:
+            raise ValueError("DeepFM needs at least one sparse id field (userid, itemid)")
+        if dense_dim < 0:
+            raise ValueError(f"dense_dim must be >= 0, got {dense_dim}")
+        self.hparams: dict[str, Any] = {
+            "sparse_id_dims": [int(d) for d in sparse_id_dims],
+            "sparse_side_dims": [int(d) for d in sparse_side_dims],
+            "dense_dim": int(dense_dim),
+            "embed_dim": int(embed_dim),
+            "embed_dim_side": int(embed_dim_side),
+            "mlp_dims": [int(d) for d in mlp_dims],
+            "dropout": float(dropout),
+        }
+        self.n_id = len(sparse_id_dims)
+        self.n_side = len(sparse_side_dims)
+        self.n_sparse = self.n_id + self.n_side
+        self.dense_dim = int(dense_dim)
+        self.n_features = self.n_sparse + self.dense_dim
+
+        self.linear = FeaturesLinear([*sparse_id_dims, *sparse_side_dims])
+        self.id_embedding = FeaturesEmbedding(sparse_id_dims, embed_dim)
+        self.side_embedding = FeaturesEmbedding(sparse_side_dims, embed_dim_side) if self.n_side else None
+        self.fm = FactorizationMachine(reduce_sum=True)
+        self.mlp = MultiLayerPerceptron(self.dense_dim, mlp_dims, dropout) if self.dense_dim else None
+
+    @classmethod
+    def from_meta(cls, meta: FeatureMeta, **hparams: Any) -> "DeepFM":
+        """Build the model for a saved feature contract; ``hparams`` override the defaults."""
+        return cls(meta.sparse_id_dims, meta.sparse_side_dims, meta.dense_dim, **hparams)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x: float32 (B, n_features) in meta order -> float32 logits (B,)."""
+        # skipped while tracing for ONNX: the traced graph has the width baked in anyway
+        if not torch.jit.is_tracing() and (x.dim() != 2 or x.shape[1] != self.n_features):
+            raise ValueError(
+                f"DeepFM expects input (B, {self.n_features}) in feature-meta order, got {tuple(x.shape)}; "
+                "rebuild the model from the current feature meta"
+            )
+        sparse = x[:, : self.n_sparse].long()
+        groups = [self.id_embedding(sparse[:, : self.n_id])]
+        if self.side_embedding is not None:
+            groups.append(self.side_embedding(sparse[:, self.n_id :]))
+        logit = self.linear(sparse) + self.fm(groups)
+        if self.mlp is not None:
+            logit = logit + self.mlp(x[:, self.n_sparse :])
+        return logit.squeeze(1)
+
+    def predict_proba(self, x: torch.Tensor) -> torch.Tensor:
+        """Click probability (B,) — what the online ranker sorts by."""
+        return torch.sigmoid(self.forward(x))
+
+
+class WithSigmoid(nn.Module):
+    """Export wrapper: logits model -> probability of shape (B, 1).
+
+    Training keeps logits (numerically stable loss); serving wants a probability, and Triton's
+    batched output needs a trailing dim, hence (B, 1) rather than (B,).
+    """
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+        # a fresh Module is in training mode; without this, exporters that restore the wrapper's
+        # mode afterwards would flip an eval-mode model back to training (dropout, batch stats)
+        self.train(model.training)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x: the wrapped model's input -> float32 probabilities (B, 1)."""
+        return torch.sigmoid(self.model(x)).unsqueeze(1)
