@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -39,7 +40,7 @@ class LoadCheckError(RuntimeError):
 def redis_client(settings: Settings, timeout: float = 10.0):
     import redis
 
-    return redis.Redis(host=settings.host, port=settings.redis_port, socket_timeout=timeout,
+    return redis.Redis(host=settings.host, port=settings.redis_port, db=settings.redis_db, socket_timeout=timeout,
                        socket_connect_timeout=timeout)
 
 
@@ -166,8 +167,13 @@ def export_onnx(paths: Paths, onnx_path=None):
     return onnx_path, meta, wrapped
 
 
-def load_triton(paths: Paths, settings: Settings) -> dict:
-    """PyTorch -> ONNX -> both model repositories -> (re)load in the running Triton."""
+def load_triton(paths: Paths, settings: Settings, repo_root: Path | None = None) -> dict:
+    """PyTorch -> ONNX -> both model repositories -> (re)load in the running Triton.
+
+    ``repo_root`` is the folder holding the repositories the running Triton serves (default:
+    ``paths.triton_dir``, where ``make services-up`` points it); tests pass the serving one while
+    their artifacts live in a temp data dir.
+    """
     import onnxruntime as ort
     import torch
 
@@ -175,8 +181,8 @@ def load_triton(paths: Paths, settings: Settings) -> dict:
 
     with timed() as t:
         onnx_path, meta, wrapped = export_onnx(paths)
-        docker_repo, native_repo = write_model_repositories(onnx_path, paths.triton_dir, settings.triton_model,
-                                                            meta.n_features)
+        docker_repo, native_repo = write_model_repositories(onnx_path, repo_root or paths.triton_dir,
+                                                            settings.triton_model, meta.n_features)
         test = io.read_parquet(paths.test_features, FEATURES_SCRIPT).iloc[:2000]
         x = test[meta.names].to_numpy(np.float32, copy=True)
         onnx_scores = ort.InferenceSession(str(onnx_path)).run(None, {"ml_input": x})[0].reshape(-1)
@@ -208,37 +214,25 @@ class ParityReport:
 def check_parity(paths: Paths, settings: Settings, n_users: int = 20, items_per_user: int = 60,
                  tolerance: float = 1e-5, seed: int = 0) -> ParityReport:
     """Rows built from Feast's served features, scored by Triton, vs the offline tables scored by PyTorch."""
-    import torch
+    from mlrec.offline_scorer import OfflineScorer
 
-    from mlrec.models import WithSigmoid, load_checkpoint
-
-    meta = FeatureMeta.load(paths.feature_meta)
-    model, _ = load_checkpoint(paths.rank_model)
-    wrapped = WithSigmoid(model).eval()
-    users = io.read_parquet(paths.user_features, FEATURES_SCRIPT)
-    items = io.read_parquet(paths.item_features, FEATURES_SCRIPT)
+    reference = OfflineScorer(paths)
     rng = np.random.default_rng(seed)
-    uids = rng.choice(users[USERID].to_numpy(), size=min(n_users, len(users)), replace=False)
-    iids = items[ITEMID].to_numpy()
-
+    uids = rng.choice(reference.user_ids, size=min(n_users, len(reference.user_ids)), replace=False)
     feast = FeastClient(settings.feast_url, timeout_s=10.0)
-    online = FeatureAssembler(meta, feast.get(ITEM_SERVICE, ITEMID, iids))
-    offline = FeatureAssembler(meta, {c: items[c].to_numpy() for c in items.columns})
+    online = FeatureAssembler(reference.meta, feast.get(ITEM_SERVICE, ITEMID, reference.item_ids))
     served_users = feast.get(USER_SERVICE, USERID, uids)
-    offline_users = users.set_index(USERID).loc[uids].reset_index()
-    offline_user_cols = {c: offline_users[c].to_numpy() for c in offline_users.columns}
     ranker = TritonRanker(settings.triton_grpc_url, settings.triton_model, timeout_s=10.0)
 
     feature_diff, score_diff, rows = 0.0, 0.0, 0
     for k, uid in enumerate(uids):
-        cand = rng.choice(iids, size=min(items_per_user, len(iids)), replace=False)
+        cand = rng.choice(reference.item_ids, size=min(items_per_user, len(reference.item_ids)), replace=False)
         x_on = online.build(int(uid), online.user_row(served_users, k), cand)
-        x_off = offline.build(int(uid), offline.user_row(offline_user_cols, k), cand)
+        x_off = reference.features(int(uid), cand)
         feature_diff = max(feature_diff, float(np.abs(x_on - x_off).max()))
-        with torch.no_grad():
-            expected = wrapped(torch.from_numpy(x_off)).numpy().reshape(-1)
-        score_diff = max(score_diff, float(np.abs(ranker.score(x_on) - expected).max()))
+        score_diff = max(score_diff, float(np.abs(ranker.score(x_on) - reference.score_features(x_off)).max()))
         rows += len(cand)
+    ranker.close()
     report = ParityReport(rows, len(uids), feature_diff, score_diff, tolerance)
     summary("s3_check_offline_and_online", paths.metrics, **asdict(report),
             passed=feature_diff <= tolerance and score_diff <= tolerance)

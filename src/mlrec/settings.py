@@ -35,6 +35,7 @@ def read_env_file(path: Path = ENV_FILE) -> dict[str, str]:
 class Settings:
     host: str = "127.0.0.1"
     redis_port: int = 6379
+    redis_db: int = 0  # tests use another db so they never touch the demo's users
     es_port: int = 9200
     es_user: str = "elastic"
     es_password: str = field(default="", repr=False)
@@ -66,6 +67,7 @@ class Settings:
         return cls(
             host=get("MLREC_HOST", d.host),
             redis_port=get("MLREC_REDIS_PORT", d.redis_port),
+            redis_db=get("MLREC_REDIS_DB", d.redis_db),
             es_port=get("MLREC_ES_PORT", d.es_port),
             es_user=get("MLREC_ES_USER", d.es_user),
             es_password=get("ELASTIC_PASSWORD", d.es_password),

@@ -41,7 +41,8 @@ def build_recommender(settings: Settings, paths: Paths) -> Recommender:
     return Recommender(
         meta=FeatureMeta.load(paths.feature_meta),
         # no client-side retries: a dead Redis must fail within one timeout, not after a backoff loop
-        redis_client=redis.Redis(host=settings.host, port=settings.redis_port, socket_timeout=timeout,
+        redis_client=redis.Redis(host=settings.host, port=settings.redis_port, db=settings.redis_db,
+                                 socket_timeout=timeout,
                                  socket_connect_timeout=timeout, retry=Retry(NoBackoff(), 0)),
         es=es_index.connect(settings, timeout=timeout).options(max_retries=0),
         es_alias=settings.es_index,
