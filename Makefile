@@ -8,7 +8,12 @@ PYTHON := $(BIN)/python
 DATASET ?= $(or $(MLREC_DATASET),ml-100k)
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help venv data offline demo test test-unit services-up services-down services-status bench clean
+SERVER_PORT ?= $(or $(MLREC_SERVER_PORT),5000)
+SERVER_DIR := .runtime/server
+USERID ?= 1
+
+.PHONY: help venv data offline load demo test test-unit services-up services-down services-status \
+	server-up server-down serve client eval bench bench-online clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
@@ -19,8 +24,8 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install -q -e '.[dev]'
 	touch $@
 
-data: venv  ## fetch/convert the dataset (DATASET=ml-100k|ml-1m|synthetic)
-	$(PYTHON) offline/preprocess/s0_get_data.py --dataset $(DATASET)
+data: venv  ## fetch/convert the dataset (DATASET=ml-100k|ml-1m|synthetic, SCALE=n for synthetic)
+	$(PYTHON) offline/preprocess/s0_get_data.py --dataset $(DATASET) $(if $(SCALE),--scale $(SCALE))
 
 offline: data  ## every offline step: split, terms, recall, features, ranker
 	$(PYTHON) offline/preprocess/s1_data_split.py
@@ -30,7 +35,40 @@ offline: data  ## every offline step: split, terms, recall, features, ranker
 	$(PYTHON) offline/rank/s1_feature_engi.py
 	$(PYTHON) offline/rank/s2_model_train.py
 
-demo: offline  ## data -> offline pipeline (-> services -> loaders -> server -> client)
+load: services-up  ## push the offline artifacts into Redis, Elasticsearch, Feast, Triton; prove online == offline
+	$(PYTHON) offline_to_online/recall/s1_user_to_redis.py
+	$(PYTHON) offline_to_online/recall/s2_item_to_es.py
+	$(PYTHON) offline_to_online/rank/s1_feature_to_feast.py
+	$(PYTHON) offline_to_online/rank/s2_model_to_triton.py
+	$(PYTHON) offline_to_online/rank/s3_check_offline_and_online.py
+
+demo: offline load  ## everything: data -> offline -> services -> loaders -> server -> client (top 50 for USERID)
+	$(MAKE) --no-print-directory server-down server-up client
+	@echo "demo: the server keeps running on port $(SERVER_PORT); stop it with 'make server-down'"
+
+serve: venv  ## run the recommender in the foreground (gunicorn)
+	$(PYTHON) online/main/s1_server.py --port $(SERVER_PORT)
+
+server-up: venv  ## start the recommender in the background and wait until /healthz is ok
+	@mkdir -p $(SERVER_DIR)
+	@if [ -f $(SERVER_DIR)/server.pid ] && kill -0 $$(cat $(SERVER_DIR)/server.pid) 2>/dev/null; then \
+		echo "server: already running (pid $$(cat $(SERVER_DIR)/server.pid))"; \
+	else \
+		nohup $(PYTHON) online/main/s1_server.py --port $(SERVER_PORT) > $(SERVER_DIR)/server.log 2>&1 & \
+		echo $$! > $(SERVER_DIR)/server.pid; \
+	fi
+	@for i in $$(seq 60); do \
+		curl -sf http://127.0.0.1:$(SERVER_PORT)/healthz > /dev/null && { echo "server: healthy on port $(SERVER_PORT)"; exit 0; }; \
+		sleep 1; \
+	done; echo "server: not healthy after 60 s; last log lines:"; tail -20 $(SERVER_DIR)/server.log; exit 1
+
+server-down:  ## stop the background recommender
+	@if [ -f $(SERVER_DIR)/server.pid ]; then kill $$(cat $(SERVER_DIR)/server.pid) 2>/dev/null || true; \
+		for i in $$(seq 20); do kill -0 $$(cat $(SERVER_DIR)/server.pid) 2>/dev/null || break; sleep 0.5; done; \
+		rm -f $(SERVER_DIR)/server.pid; echo "server: stopped"; fi
+
+client: venv  ## print the top 50 for USERID from the running server
+	$(PYTHON) online/main/s2_client.py $(USERID) --url http://127.0.0.1:$(SERVER_PORT)
 
 test: venv  ## all tests: unit + integration against the real services (started once per session)
 	$(BIN)/pytest
