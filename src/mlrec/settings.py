@@ -51,8 +51,10 @@ class Settings:
     timeout_s: float = 2.0  # per call to any service from the online path
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> "Settings":
-        env = {**read_env_file(), **(os.environ if environ is None else environ)}
+    def from_env(cls, environ: Mapping[str, str] | None = None, env_file: Path | None = ENV_FILE) -> "Settings":
+        """Settings from ``environ`` (default ``os.environ``) over ``env_file`` (None: no file)."""
+        file_values = read_env_file(env_file) if env_file else {}
+        env = {**file_values, **(os.environ if environ is None else environ)}
 
         def get(name: str, default):
             raw = env.get(name)
