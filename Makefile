@@ -85,6 +85,9 @@ services-down: venv  ## stop what services-up started
 services-status: venv  ## show each service with its version and port
 	$(PYTHON) -m mlrec.services status
 
+eval: venv  ## top-K quality of the running service vs baselines -> docs/results/quality_<dataset>.{json,png}
+	$(PYTHON) online/eval/s1_eval_quality.py --url http://127.0.0.1:$(SERVER_PORT)
+
 bench: venv  ## offline benchmark on synthetic data at 1M and 10M ratings
 	$(PYTHON) benchmarks/bench_offline.py
 

@@ -21,12 +21,13 @@ def user_errors() -> tuple[type[BaseException], ...]:
 
     errors: list[type[BaseException]] = [ArtifactError, FeatureMetaError, DataError]
     try:  # online-side errors: a loader whose service is down, or whose check failed
+        from mlrec.evaluation.quality import EvaluationError
         from mlrec.loaders import LoadCheckError
         from mlrec.models import CheckpointError
         from mlrec.online.errors import ApiError
         from mlrec.services import ServiceError
 
-        errors += [LoadCheckError, CheckpointError, ServiceError, ApiError]
+        errors += [LoadCheckError, CheckpointError, ServiceError, ApiError, EvaluationError]
     except ImportError:  # pragma: no cover
         pass
     return tuple(errors)
