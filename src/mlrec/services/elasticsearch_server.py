@@ -16,6 +16,7 @@ import os
 import pwd
 import re
 import shutil
+import stat
 import subprocess
 import zipfile
 from pathlib import Path
@@ -151,6 +152,16 @@ class ElasticsearchServer(Service):
             for name in (*dirs, *files):
                 os.lchown(os.path.join(root, name), pw.pw_uid, pw.pw_gid)
         os.chown(self.dir, pw.pw_uid, pw.pw_gid)
+        self._allow_traversal()
+
+    def _allow_traversal(self) -> None:
+        """The server's user must be able to walk down to its folder: a checkout under a private
+        folder (e.g. ``mktemp -d``, mode 0700) gets search permission (``o+x``, no listing) on
+        each parent that lacks it."""
+        for parent in self.dir.resolve().parents:
+            mode = parent.stat().st_mode
+            if not mode & stat.S_IXOTH:
+                os.chmod(parent, mode | stat.S_IXOTH)
 
     def process(self) -> ProcessSpec:
         env = {
