@@ -41,17 +41,17 @@ def pit(offline: pd.DataFrame, item_genres: dict[int, list[int]], window: int = 
     for user, item, label in offline[[USERID, ITEMID, LABEL]].itertuples(index=False):
         if user != prev_user:
             prev_user, events, counts = user, deque(), {}
-        if len(events) == window:
-            old_item, old_label = events.popleft()
-            for g in item_genres[old_item]:
-                counts[g][0] -= 1
-                counts[g][1] -= old_label
-        out.append(copy.deepcopy(counts))
+        out.append(copy.deepcopy(counts))  # the previous <= window events of this user
         events.append((item, label))
         for g in item_genres[item]:
             counts.setdefault(g, [0, 0])
             counts[g][0] += 1
             counts[g][1] += label
+        if len(events) > window:
+            old_item, old_label = events.popleft()
+            for g in item_genres[old_item]:
+                counts[g][0] -= 1
+                counts[g][1] -= old_label
     return out
 
 
