@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -83,8 +84,16 @@ def baseline(data_dir: Path) -> dict:
     return {"split": split_s, "terms": pit_s}
 
 
-def bench_scale(n: int, with_models: bool, with_baseline: bool, keep: Path | None) -> dict:
-    data_dir = Path(tempfile.mkdtemp(prefix=f"mlrec-bench-{n}-")) if keep is None else keep
+def bench_scale(n: int, with_models: bool, with_baseline: bool, keep: bool) -> dict:
+    data_dir = Path(tempfile.mkdtemp(prefix=f"mlrec-bench-{n}-"))
+    try:
+        return _bench_in(data_dir, n, with_models, with_baseline)
+    finally:
+        if not keep:
+            shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def _bench_in(data_dir: Path, n: int, with_models: bool, with_baseline: bool) -> dict:
     env = {**os.environ, "MLREC_DATA_DIR": str(data_dir), "MLREC_PROGRESS": "0"}
     print(f"\n== synthetic, {n:,} ratings (data dir {data_dir})")
     gen_s, gen_mb = run_step("offline/preprocess/s0_get_data.py", ["--dataset", "synthetic", "--scale", str(n)], env)
@@ -92,9 +101,11 @@ def bench_scale(n: int, with_models: bool, with_baseline: bool, keep: Path | Non
     for name, script in DATA_STEPS + (MODEL_STEPS if with_models else []):
         s, mb = run_step(script, [], env)
         results[name] = {"seconds": s, "peak_mib": mb}
-    if with_baseline:
+    if with_baseline:  # its own process, so its memory never counts toward a step's peak
         print("  timing the seed-style baseline (row-wise split, per-event deepcopy PIT)...")
-        for name, s in baseline(data_dir).items():
+        out = subprocess.run([sys.executable, __file__, "--baseline-only", str(data_dir)], env=env,
+                             capture_output=True, text=True, check=True).stdout
+        for name, s in json.loads(out.splitlines()[-1]).items():
             results[name]["seed_seconds"] = s
     return results
 
@@ -118,11 +129,16 @@ def main() -> None:
     parser.add_argument("--scales", type=int, nargs="+", default=[1_000_000, 10_000_000])
     parser.add_argument("--models-up-to", type=int, default=1_000_000, help="train both models at scales <= this")
     parser.add_argument("--no-baseline", action="store_true", help="skip the seed-style baseline")
-    parser.add_argument("--out", type=Path, default=REPO_ROOT / "data_exchange_center" / "bench_offline.json")
+    parser.add_argument("--out", type=Path, default=REPO_ROOT / "docs" / "results" / "bench_offline_synthetic.json")
+    parser.add_argument("--keep", action="store_true", help="keep the generated data dirs (default: delete)")
+    parser.add_argument("--baseline-only", type=Path, help=argparse.SUPPRESS)  # internal: run the baseline
     args = parser.parse_args()
+    if args.baseline_only:
+        print(json.dumps(baseline(args.baseline_only)))
+        return
     all_results = {}
     for i, n in enumerate(args.scales):
-        all_results[n] = bench_scale(n, n <= args.models_up_to, i == 0 and not args.no_baseline, None)
+        all_results[n] = bench_scale(n, n <= args.models_up_to, i == 0 and not args.no_baseline, args.keep)
     print_table(all_results)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(all_results, indent=2))
