@@ -7,13 +7,26 @@ feature repository.
 """
 from __future__ import annotations
 
+import dataclasses
+import shutil
+import socket
 import uuid
 from typing import Iterator
 
+import numpy as np
 import pytest
+import redis
 
-from mlrec.services import down, up
+from mlrec import loaders, pipeline
+from mlrec.data import prepare_dataset, write_marker
+from mlrec.online.app import create_app
+from mlrec.paths import Paths
+from mlrec.services import FEATURE_REPO, down, runtime, up
+from mlrec.services.feast_server import FeastServer
+from mlrec.services.manager import start_service, wait_service
+from mlrec.services.triton_server import docker_model_repository, native_model_repository
 from mlrec.settings import Settings
+from mlrec.train import TrainConfig
 
 
 @pytest.fixture(scope="session")
@@ -31,3 +44,65 @@ def services() -> Iterator[Settings]:
 def unique() -> str:
     """A short unique suffix for anything a test creates in a shared server."""
     return f"mlrec-test-{uuid.uuid4().hex[:10]}"
+
+
+SCALE = 40_000  # ratings: ~240 users, ~600 items
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def chain(services, tmp_path_factory):
+    """The whole chain on small planted synthetic data, built once per session.
+
+    Offline (data -> split -> terms -> MF -> features -> DeepFM) in a temp data dir, then every
+    loader into the real services, then the Flask app. Isolation from a developer's running demo:
+    Redis db 1, a unique Elasticsearch alias, a unique Triton model name, and a second
+    `feast serve` on a free port for the temp data dir.
+    Yields (settings, paths, app, report, feast_server).
+    """
+    paths = Paths(tmp_path_factory.mktemp("e2e-data"))
+    raw = prepare_dataset("synthetic", paths, scale=SCALE, seed=7)
+    write_marker(paths, "synthetic", raw, scale=SCALE, seed=7)
+    cfg = TrainConfig(epochs=30, batch_size=512, patience=3)  # small data: smaller batches, more steps
+    report = {
+        "split": pipeline.run_split(paths),
+        "terms": pipeline.run_terms(paths),
+        "term_recall": pipeline.run_term_recall(paths),
+        "mf": pipeline.run_vector_recall(paths, cfg),
+        "features": pipeline.run_features(paths),
+        "rank": pipeline.run_rank_train(paths, cfg),
+    }
+    tag = f"e2e{np.random.default_rng().integers(1e9)}"
+    settings = dataclasses.replace(services, redis_db=1, es_index=f"mlrec_{tag}", triton_model=f"ml_rec_{tag}",
+                                   feast_port=_free_port())
+    feast = FeastServer(settings, paths, repo_dir=FEATURE_REPO, port=settings.feast_port, name=f"feast-{tag}")
+    serving_root = Paths.from_env().triton_dir  # the repositories the running Triton serves
+    r = redis.Redis(host=settings.host, port=settings.redis_port, db=settings.redis_db)
+    r.flushdb()
+    try:
+        assert start_service(feast)
+        wait_service(feast)
+        report["redis"] = loaders.load_redis(paths, settings)
+        report["es"] = loaders.load_es(paths, settings)
+        report["feast"] = loaders.load_feast(paths, settings)
+        report["triton"] = loaders.load_triton(paths, settings, repo_root=serving_root)
+        report["parity"] = loaders.check_parity(paths, settings)
+        app = create_app({"SETTINGS": settings, "PATHS": paths, "TESTING": True})
+        yield settings, paths, app, report, feast
+    finally:
+        runtime.stop(feast.pid_path)
+        r.flushdb()
+        es = loaders.es_index.connect(settings, timeout=30)
+        es.indices.delete(index=f"{settings.es_index}_*", ignore_unavailable=True)
+        try:
+            import tritonclient.grpc as grpcclient
+
+            grpcclient.InferenceServerClient(settings.triton_grpc_url).unload_model(settings.triton_model)
+        finally:
+            for repo in (native_model_repository(serving_root), docker_model_repository(serving_root)):
+                shutil.rmtree(repo / settings.triton_model, ignore_errors=True)

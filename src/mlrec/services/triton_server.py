@@ -120,6 +120,9 @@ class TritonServer(Service):
             f"--metrics-address={s.host}", f"--metrics-port={s.triton_metrics_port}",
             "--allow-gpu-metrics=false",
             "--exit-on-error=false",  # one broken model must not take the server (and the others) down
+            # server readiness = the server is up; a model's readiness is asked per model. With the
+            # default (strict), one unloaded or failed model marks the whole server not ready.
+            "--strict-readiness=false",
             "--log-verbose=0",
         ]
         env = {"LD_LIBRARY_PATH": str(self.wheel_dir / "nvidia_pytriton.libs"),
