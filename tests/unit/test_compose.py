@@ -95,7 +95,7 @@ def test_docker_compose_config_validates(tmp_path):
     cli = _compose_cli()
     if cli is None:
         pytest.skip("no docker compose client on this machine")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MLREC_")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLREC_") and k != "ELASTIC_PASSWORD"}
     ok = subprocess.run([*cli, "-f", str(COMPOSE), "config", "--quiet"], cwd=REPO_ROOT, capture_output=True,
                         text=True, env={**env, "ELASTIC_PASSWORD": "s3cret"})
     assert ok.returncode == 0, ok.stderr
