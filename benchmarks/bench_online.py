@@ -211,7 +211,8 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=1000, help="requests per server and concurrency level")
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 4, 16])
     parser.add_argument("--max-seconds", type=float, default=30.0, help="cap per server and level")
-    parser.add_argument("--warmup", type=int, default=100, help="requests per server before measuring")
+    parser.add_argument("--warmup", type=int, default=3000,
+                        help="requests per server before measuring (Elasticsearch's JVM needs a few thousand to warm up)")
     parser.add_argument("--timeout", type=float, default=10.0, help="client timeout per request (s)")
     parser.add_argument("--note", default="", help="free text stored in the JSON (what the servers run)")
     parser.add_argument("--out", type=Path, default=None, help="JSON path (default docs/results/latency_<dataset>.json)")
