@@ -1,6 +1,7 @@
 # The command index. `make demo` runs everything end to end; `make test` runs every test.
 # Both install what they need (a venv in .venv, the services under .runtime/) on first use.
 SHELL := /bin/bash
+-include .env  # optional, git-ignored: MLREC_DATASET etc. (see .env.example)
 PY ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
