@@ -91,10 +91,14 @@ def build_features(
     """Assemble train/test matrices, entity tables and the meta (see module docstring)."""
     uid, iid = offline[USERID].to_numpy(), offline[ITEMID].to_numpy()
     is_train = offline[ISTEST].to_numpy() == 0
+    candidates = _candidates(users, genres, offline, pit, latest)
+    # Column-major blocks filled column by column: the kept columns are a contiguous prefix, so
+    # the frames below wrap them without a copy (peak memory ~ one float32 matrix, not several).
+    train_block = np.empty((int(is_train.sum()), len(candidates)), dtype=np.float32, order="F")
+    test_block = np.empty((int((~is_train).sum()), len(candidates)), dtype=np.float32, order="F")
     kept: list[Feature] = []
-    columns: dict[str, np.ndarray] = {}
     entity: dict[str, dict[str, np.ndarray]] = {"user": {}, "item": {}}
-    for c in _candidates(users, genres, offline, pit, latest):
+    for c in candidates:
         values = c.rows if c.rows is not None else c.table[uid if c.owner == "user" else iid]
         values = values.astype(np.float64)
         train_values = values[is_train]
@@ -106,18 +110,19 @@ def build_features(
             std = float(train_values.std(ddof=1)) if len(train_values) > 1 else 1.0
             std = std if np.isfinite(std) and std > 0 else 1.0
             values, table = (values - mean) / std, (table - mean) / std
+        j = len(kept)
+        train_block[:, j] = values[is_train]
+        test_block[:, j] = values[~is_train]
         kept.append(Feature(c.name, c.kind, c.owner, c.cardinality, mean, std))
-        columns[c.name] = values.astype(np.float32)
         if c.kind != "sparse_id":
             entity[c.owner][c.name] = table.astype(np.float32)
 
     meta = FeatureMeta(features=tuple(kept), extra=dict(extra or {}))
-    matrix = pd.DataFrame(columns)[meta.names]
     label = offline[LABEL].to_numpy().astype(np.int8)
-    train = matrix.loc[is_train].reset_index(drop=True)
+    train = pd.DataFrame(train_block[:, : len(kept)], columns=meta.names, copy=False)
     train.insert(0, ISVAL, validation_mask(offline.loc[is_train]).astype(np.int8))
     train.insert(0, LABEL, label[is_train])
-    test = matrix.loc[~is_train].reset_index(drop=True)
+    test = pd.DataFrame(test_block[:, : len(kept)], columns=meta.names, copy=False)
     test.insert(0, LABEL, label[~is_train])
 
     user_ids = np.sort(users[USERID].to_numpy())
