@@ -22,14 +22,11 @@ from mlrec.online import es_index, redis_store
 from mlrec.online.assemble import FeatureAssembler
 from mlrec.online.feast_store import ITEM_SERVICE, USER_SERVICE, FeastClient, FeastError, export_tables
 from mlrec.online.triton_ranker import TritonRanker
-from mlrec.paths import Paths
+from mlrec.paths import (
+    FEATURES_SCRIPT, SPLIT_SCRIPT, TERM_RECALL_SCRIPT, TERMS_SCRIPT, VECTOR_RECALL_SCRIPT, Paths,
+)
 from mlrec.settings import Settings
 
-TERMS_SCRIPT = "offline/preprocess/s2_term_trans.py"
-TERM_RECALL_SCRIPT = "offline/recall/s1_term_recall.py"
-VECTOR_SCRIPT = "offline/recall/s2_vector_recall.py"
-SPLIT_SCRIPT = "offline/preprocess/s1_data_split.py"
-FEATURES_SCRIPT = "offline/rank/s1_feature_engi.py"
 POPULAR_TOP = 500
 
 
@@ -57,7 +54,7 @@ def load_redis(paths: Paths, settings: Settings) -> dict:
     """Users' terms, vectors and seen-item filters -> one hash per user; popularity fallback list."""
     with timed() as t:
         terms = io.read_pickle(paths.user_term, TERM_RECALL_SCRIPT)
-        vectors = io.read_npy(paths.user_vector, VECTOR_SCRIPT)
+        vectors = io.read_npy(paths.user_vector, VECTOR_RECALL_SCRIPT)
         seen = io.read_pickle(paths.user_filter, TERMS_SCRIPT)
         offline = io.read_parquet(paths.offline_imp, SPLIT_SCRIPT, columns=[ITEMID, LABEL, ISTEST])
         client = redis_client(settings)
@@ -81,7 +78,7 @@ def load_es(paths: Paths, settings: Settings) -> dict:
     """Items' genre terms and MF vectors -> a new index behind the alias, then two checks."""
     with timed() as t:
         item_terms = io.read_pickle(paths.item_term, TERM_RECALL_SCRIPT)
-        vectors = io.read_npy(paths.item_vector, VECTOR_SCRIPT)
+        vectors = io.read_npy(paths.item_vector, VECTOR_RECALL_SCRIPT)
         es = es_index.connect(settings, timeout=60)
         result = es_index.load_items(es, settings.es_index, item_terms, vectors)
     # term check (the seed's): hits for one genre == items that have it

@@ -13,9 +13,8 @@ from mlrec import io
 from mlrec.constants import ITEMID, USERID
 from mlrec.feature_meta import FeatureMeta
 from mlrec.online.assemble import FeatureAssembler
-from mlrec.paths import Paths
+from mlrec.paths import FEATURES_SCRIPT, Paths
 
-FEATURES_SCRIPT = "offline/rank/s1_feature_engi.py"
 
 
 class OfflineScorer:

@@ -14,6 +14,15 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_DATA_DIR = REPO_ROOT / "data_exchange_center"
 
+# The script that writes each group of artifacts: named in "not found, run ... first" errors.
+DATA_SCRIPT = "offline/preprocess/s0_get_data.py"
+SPLIT_SCRIPT = "offline/preprocess/s1_data_split.py"
+TERMS_SCRIPT = "offline/preprocess/s2_term_trans.py"
+TERM_RECALL_SCRIPT = "offline/recall/s1_term_recall.py"
+VECTOR_RECALL_SCRIPT = "offline/recall/s2_vector_recall.py"
+FEATURES_SCRIPT = "offline/rank/s1_feature_engi.py"
+RANK_SCRIPT = "offline/rank/s2_model_train.py"
+
 
 @dataclass(frozen=True)
 class Paths:

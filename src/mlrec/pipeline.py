@@ -16,17 +16,11 @@ from mlrec import io
 from mlrec.constants import ISTEST, ITEMID, LABEL, USERID
 from mlrec.features import ISVAL, build_features
 from mlrec.log import summary, timed
-from mlrec.paths import Paths
+from mlrec.paths import FEATURES_SCRIPT, SPLIT_SCRIPT, TERMS_SCRIPT, Paths
 from mlrec.pit import item_genre_lists, item_genre_matrix, latest_counts, pit_counts, seen_items
 from mlrec.split import split_ratings
 from mlrec.terms import user_terms
 
-SPLIT_SCRIPT = "offline/preprocess/s1_data_split.py"
-TERMS_SCRIPT = "offline/preprocess/s2_term_trans.py"
-TERM_RECALL_SCRIPT = "offline/recall/s1_term_recall.py"
-VECTOR_RECALL_SCRIPT = "offline/recall/s2_vector_recall.py"
-FEATURES_SCRIPT = "offline/rank/s1_feature_engi.py"
-RANK_SCRIPT = "offline/rank/s2_model_train.py"
 
 
 def _raw_dir(paths: Paths) -> Path:

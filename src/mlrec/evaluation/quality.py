@@ -36,15 +36,12 @@ from mlrec.evaluation.metrics import (
 )
 from mlrec.loaders import popular_items, redis_client
 from mlrec.online import es_index, redis_store
-from mlrec.paths import Paths
+from mlrec.paths import (
+    DATA_SCRIPT, SPLIT_SCRIPT, TERM_RECALL_SCRIPT, TERMS_SCRIPT, VECTOR_RECALL_SCRIPT, Paths,
+)
 from mlrec.settings import Settings
 
 log = logging.getLogger(__name__)
-SPLIT_SCRIPT = "offline/preprocess/s1_data_split.py"
-TERMS_SCRIPT = "offline/preprocess/s2_term_trans.py"
-TERM_RECALL_SCRIPT = "offline/recall/s1_term_recall.py"
-VECTOR_SCRIPT = "offline/recall/s2_vector_recall.py"
-DATA_SCRIPT = "offline/preprocess/s0_get_data.py"
 MAX_SERVED = RECALL_SIZE  # POST /ml/rec accepts size <= 200
 
 
@@ -257,7 +254,7 @@ def mf_lists(user_vectors: np.ndarray, item_vectors: np.ndarray, userids: np.nda
     """ID-only MF: exact dot product of the exported vectors over the whole catalogue, seen removed."""
     if userids.max(initial=0) >= len(user_vectors) or catalogue.max(initial=0) >= len(item_vectors):
         raise EvaluationError(f"MF vectors cover {len(user_vectors)} users / {len(item_vectors)} items, fewer than "
-                              f"the ids evaluated; re-run `python {VECTOR_SCRIPT}`")
+                              f"the ids evaluated; re-run `python {VECTOR_RECALL_SCRIPT}`")
     items = item_vectors[catalogue].astype(np.float64)
     users = user_vectors[userids].astype(np.float64)
     return top_k_unseen(lambda rows: users[rows] @ items.T, seen, catalogue, k)
@@ -363,8 +360,8 @@ def read_inputs(paths: Paths) -> Inputs:
         offline=io.read_parquet(paths.offline_imp, SPLIT_SCRIPT),
         seen=io.read_pickle(paths.user_filter, TERMS_SCRIPT),
         catalogue=np.array(sorted(io.read_pickle(paths.item_term, TERM_RECALL_SCRIPT)), dtype=np.int64),
-        user_vectors=io.read_npy(paths.user_vector, VECTOR_SCRIPT),
-        item_vectors=io.read_npy(paths.item_vector, VECTOR_SCRIPT),
+        user_vectors=io.read_npy(paths.user_vector, VECTOR_RECALL_SCRIPT),
+        item_vectors=io.read_npy(paths.item_vector, VECTOR_RECALL_SCRIPT),
     )
 
 

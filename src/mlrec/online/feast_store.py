@@ -21,10 +21,9 @@ import urllib3
 
 from mlrec import io
 from mlrec.constants import ITEMID, USERID
-from mlrec.paths import Paths
+from mlrec.paths import FEATURES_SCRIPT, Paths
 
 USER_SERVICE, ITEM_SERVICE = "ml_user", "ml_item"
-FEATURES_SCRIPT = "offline/rank/s1_feature_engi.py"
 
 
 class FeastError(RuntimeError):
