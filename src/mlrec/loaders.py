@@ -34,13 +34,6 @@ class LoadCheckError(RuntimeError):
     """What the online store returned differs from the offline artifact."""
 
 
-def redis_client(settings: Settings, timeout: float = 10.0):
-    import redis
-
-    return redis.Redis(host=settings.host, port=settings.redis_port, db=settings.redis_db, socket_timeout=timeout,
-                       socket_connect_timeout=timeout)
-
-
 def popular_items(offline: pd.DataFrame, top: int = POPULAR_TOP) -> tuple[np.ndarray, np.ndarray]:
     """Most-clicked items in train (ids, share of train clicks), best first; ties by item id."""
     clicks = offline.loc[(offline[ISTEST] == 0) & (offline[LABEL] == 1), ITEMID].to_numpy()
@@ -57,7 +50,7 @@ def load_redis(paths: Paths, settings: Settings) -> dict:
         vectors = io.read_npy(paths.user_vector, VECTOR_RECALL_SCRIPT)
         seen = io.read_pickle(paths.user_filter, TERMS_SCRIPT)
         offline = io.read_parquet(paths.offline_imp, SPLIT_SCRIPT, columns=[ITEMID, LABEL, ISTEST])
-        client = redis_client(settings)
+        client = redis_store.connect(settings, timeout=10.0)
         n = redis_store.write_users(client, terms, vectors, seen)
         pop_ids, pop_scores = popular_items(offline)
         redis_store.write_popular(client, pop_ids, pop_scores)

@@ -34,7 +34,7 @@ from mlrec.constants import ITEMID, LABEL, ONLINE_LAST_N, RECALL_SIZE, RESPONSE_
 from mlrec.evaluation.metrics import (
     PAD, coverage, hit_matrix, hit_rate_at_k, ndcg_at_k, pad_lists, recall_at_k, recall_curve,
 )
-from mlrec.loaders import popular_items, redis_client
+from mlrec.loaders import popular_items
 from mlrec.online import es_index, redis_store
 from mlrec.paths import (
     DATA_SCRIPT, SPLIT_SCRIPT, TERM_RECALL_SCRIPT, TERMS_SCRIPT, VECTOR_RECALL_SCRIPT, Paths,
@@ -400,7 +400,7 @@ def evaluate_quality(paths: Paths, settings: Settings, url: str, k: int = RESPON
     served = fetch_served(url, held.userids, k, concurrency)
 
     t_stage = time.perf_counter()
-    recall_inputs = read_recall_inputs(redis_client(settings), held.userids)
+    recall_inputs = read_recall_inputs(redis_store.connect(settings, timeout=10.0), held.userids)
     es = es_index.connect(settings, timeout=30.0)
     stages = recall_stage_lists(es, settings.es_index, recall_inputs, RECALL_SIZE, concurrency)
     stage_seconds = time.perf_counter() - t_stage

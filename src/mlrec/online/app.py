@@ -12,16 +12,13 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-import redis
-from redis.backoff import NoBackoff
-from redis.retry import Retry
 from flask import Blueprint, Flask, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from mlrec.constants import RECALL_SIZE, RESPONSE_SIZE
 from mlrec.feature_meta import FeatureMeta
 from mlrec.log import setup_logging
-from mlrec.online import es_index, metrics
+from mlrec.online import es_index, metrics, redis_store
 from mlrec.online.errors import ApiError, BadRequest
 from mlrec.online.feast_store import FeastClient
 from mlrec.online.recommender import Recommender, RecResult
@@ -38,10 +35,7 @@ def build_recommender(settings: Settings, paths: Paths) -> Recommender:
     timeout = settings.timeout_s
     return Recommender(
         meta=FeatureMeta.load(paths.feature_meta),
-        # no client-side retries: a dead Redis must fail within one timeout, not after a backoff loop
-        redis_client=redis.Redis(host=settings.host, port=settings.redis_port, db=settings.redis_db,
-                                 socket_timeout=timeout,
-                                 socket_connect_timeout=timeout, retry=Retry(NoBackoff(), 0)),
+        redis_client=redis_store.connect(settings, timeout),
         es=es_index.connect(settings, timeout=timeout).options(max_retries=0),
         es_alias=settings.es_index,
         feast=FeastClient(settings.feast_url, timeout_s=timeout),

@@ -21,6 +21,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 from tqdm import tqdm
 
 USER_PREFIX = "user"
@@ -34,6 +36,14 @@ class UserRecall:
     terms: list[int]
     vector: np.ndarray  # float32 (16,)
     seen: np.ndarray  # int32 item ids
+
+
+def connect(settings, timeout: float | None = None) -> redis.Redis:
+    """A client for ``settings``' Redis. No client-side retries: a dead Redis fails within one
+    timeout instead of after redis-py's default backoff loop."""
+    timeout = timeout or settings.timeout_s
+    return redis.Redis(host=settings.host, port=settings.redis_port, db=settings.redis_db, socket_timeout=timeout,
+                       socket_connect_timeout=timeout, retry=Retry(NoBackoff(), 0))
 
 
 def user_key(userid: int) -> str:
