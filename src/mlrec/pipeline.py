@@ -121,19 +121,40 @@ def run_features(paths: Paths) -> dict:
     return fields
 
 
-def _fit_report(result) -> dict:
-    return dict(epochs=len(result.history), best_epoch=result.best_epoch, val_auc=round(result.best_val_auc, 4))
+def _fit_and_test(make_model, name: str, checkpoint, train, is_val, test, columns: list[str], dtype, cfg,
+                  extra: dict | None = None):
+    """What both models share: seed, build, fit on train minus the validation slice (early stopping
+    watches that slice), score the test set once, save the checkpoint. Returns (model, fields)."""
+    import torch
+
+    from mlrec.models import save_checkpoint
+    from mlrec.train import fit, predict_logits, roc_auc
+
+    def tensors(df):
+        return (torch.from_numpy(df[columns].to_numpy(dtype, copy=True)),
+                torch.from_numpy(df[LABEL].to_numpy(np.float32, copy=True)))
+
+    x_fit, y_fit = tensors(train[~is_val])
+    x_val, y_val = tensors(train[is_val])
+    x_test, y_test = tensors(test)
+    torch.manual_seed(cfg.seed)
+    model = make_model()
+    result = fit(model, x_fit, y_fit, x_val, y_val, cfg)
+    test_auc = roc_auc(y_test.numpy(), predict_logits(model, x_test))
+    save_checkpoint(checkpoint, model, name, model.hparams, config=asdict(cfg),
+                    extra={**(extra or {}), "test_auc": test_auc})
+    fields = dict(epochs=len(result.history), best_epoch=result.best_epoch, val_auc=round(result.best_val_auc, 4),
+                  test_auc=round(test_auc, 4), history=[asdict(h) for h in result.history])
+    return model, fields
 
 
 def run_vector_recall(paths: Paths, cfg=None) -> dict:
     """s2 (recall): 16-dim MF on (userid, itemid), early-stopped on a time-ordered validation
     slice of train, scored on test; saves the user and item vectors for Redis / Elasticsearch."""
-    import torch
-
     from mlrec.data.movielens import load_movies, load_users
     from mlrec.features import validation_mask
-    from mlrec.models import MatrixFactorization, save_checkpoint
-    from mlrec.train import TrainConfig, fit, predict_logits, roc_auc
+    from mlrec.models import MatrixFactorization
+    from mlrec.train import TrainConfig
 
     cfg = cfg or TrainConfig()
     with timed() as t:
@@ -142,25 +163,12 @@ def run_vector_recall(paths: Paths, cfg=None) -> dict:
         n_items = int(load_movies(raw)[ITEMID].max()) + 1
         offline = io.read_parquet(paths.offline_imp, SPLIT_SCRIPT, columns=[USERID, ITEMID, LABEL, ISTEST])
         train = offline[offline[ISTEST] == 0]
-        test = offline[offline[ISTEST] == 1]
-        is_val = validation_mask(train)
-
-        def tensors(df):
-            x = torch.from_numpy(df[[USERID, ITEMID]].to_numpy(np.int64, copy=True))
-            return x, torch.from_numpy(df[LABEL].to_numpy(np.float32, copy=True))
-
-        x_fit, y_fit = tensors(train[~is_val])
-        x_val, y_val = tensors(train[is_val])
-        x_test, y_test = tensors(test)
-        torch.manual_seed(cfg.seed)
-        model = MatrixFactorization(n_users, n_items)
-        result = fit(model, x_fit, y_fit, x_val, y_val, cfg)
-        test_auc = roc_auc(y_test.numpy(), predict_logits(model, x_test))
-        save_checkpoint(paths.recall_model, model, "mf", model.hparams, config=asdict(cfg), extra={"test_auc": test_auc})
+        model, fields = _fit_and_test(lambda: MatrixFactorization(n_users, n_items), "mf", paths.recall_model,
+                                      train, validation_mask(train), offline[offline[ISTEST] == 1],
+                                      [USERID, ITEMID], np.int64, cfg)
         io.write_npy(model.user_vectors(), paths.user_vector)
         io.write_npy(model.item_vectors(), paths.item_vector)
-    fields = dict(**_fit_report(result), test_auc=round(test_auc, 4), users=n_users - 1, items=n_items - 1,
-                  history=[h if isinstance(h, dict) else vars(h) for h in result.history], seconds=t["seconds"])
+    fields.update(users=n_users - 1, items=n_items - 1, seconds=t["seconds"])
     summary("s2_vector_recall", paths.metrics, **fields)
     return fields
 
@@ -168,33 +176,18 @@ def run_vector_recall(paths: Paths, cfg=None) -> dict:
 def run_rank_train(paths: Paths, cfg=None) -> dict:
     """s2 (rank): DeepFM on the feature-meta columns, early-stopped on the validation slice,
     test AUC reported; the checkpoint keeps weights + constructor args + config."""
-    import torch
-
     from mlrec.feature_meta import FeatureMeta
-    from mlrec.models import DeepFM, save_checkpoint
-    from mlrec.train import TrainConfig, fit, predict_logits, roc_auc
+    from mlrec.models import DeepFM
+    from mlrec.train import TrainConfig
 
     cfg = cfg or TrainConfig()
     with timed() as t:
         meta = FeatureMeta.load(paths.feature_meta)
         train = io.read_parquet(paths.train_features, FEATURES_SCRIPT)
         test = io.read_parquet(paths.test_features, FEATURES_SCRIPT)
-        is_val = train[ISVAL].to_numpy() == 1
-
-        def tensors(df):
-            return (torch.from_numpy(df[meta.names].to_numpy(np.float32, copy=True)),
-                    torch.from_numpy(df[LABEL].to_numpy(np.float32, copy=True)))
-
-        x_fit, y_fit = tensors(train[~is_val])
-        x_val, y_val = tensors(train[is_val])
-        x_test, y_test = tensors(test)
-        torch.manual_seed(cfg.seed)
-        model = DeepFM.from_meta(meta)
-        result = fit(model, x_fit, y_fit, x_val, y_val, cfg)
-        test_auc = roc_auc(y_test.numpy(), predict_logits(model, x_test))
-        save_checkpoint(paths.rank_model, model, "deepfm", model.hparams, config=asdict(cfg),
-                        extra={"feature_names": meta.names, "test_auc": test_auc})
-    fields = dict(**_fit_report(result), test_auc=round(test_auc, 4), features=meta.n_features,
-                  history=[h if isinstance(h, dict) else vars(h) for h in result.history], seconds=t["seconds"])
+        _, fields = _fit_and_test(lambda: DeepFM.from_meta(meta), "deepfm", paths.rank_model,
+                                  train, train[ISVAL].to_numpy() == 1, test, meta.names, np.float32, cfg,
+                                  extra={"feature_names": meta.names})
+    fields.update(features=meta.n_features, seconds=t["seconds"])
     summary("s2_model_train", paths.metrics, **fields)
     return fields
