@@ -41,6 +41,12 @@ def services() -> Iterator[Settings]:
 
 
 @pytest.fixture
+def free_port() -> int:
+    """A loopback port nobody listens on, for a second server a test starts itself."""
+    return _free_port()
+
+
+@pytest.fixture
 def unique() -> str:
     """A short unique suffix for anything a test creates in a shared server."""
     return f"mlrec-test-{uuid.uuid4().hex[:10]}"

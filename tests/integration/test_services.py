@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import shutil
-import socket
 import time
 from pathlib import Path
 
@@ -126,24 +125,19 @@ user_fv = FeatureView(
 """
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _online_features(url: str, userids: list[int]) -> requests.Response:
     return requests.post(f"{url}/get-online-features", timeout=5,
                          json={"features": ["user_fv:age", "user_fv:score"], "entities": {"userid": userids}})
 
 
-def test_feast_serves_a_tiny_feature_view_over_http(services: Settings, unique: str, tmp_path: Path):
+def test_feast_serves_a_tiny_feature_view_over_http(services: Settings, unique: str, tmp_path: Path,
+                                                     free_port: int):
     """Start from an empty repo (as the project's is before features.py exists), then apply a view."""
     repo, data = tmp_path / "feature_repo", tmp_path / "data"
     repo.mkdir()
     shutil.copy(FEATURE_REPO / "feature_store.yaml", repo / "feature_store.yaml")
     paths = Paths(data)
-    server = FeastServer(services, paths, repo_dir=repo, port=_free_port(), name=unique)
+    server = FeastServer(services, paths, repo_dir=repo, port=free_port, name=unique)
     try:
         assert start_service(server)
         wait_service(server)  # serves with an empty registry
