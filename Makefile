@@ -31,17 +31,17 @@ data: venv  ## fetch/convert the dataset (DATASET=ml-100k|ml-1m|synthetic, SCALE
 offline: data  ## every offline step: split, terms, recall, features, ranker
 	$(PYTHON) offline/preprocess/s1_data_split.py
 	$(PYTHON) offline/preprocess/s2_term_trans.py
-	$(PYTHON) offline/recall/s1_term_recall.py
-	$(PYTHON) offline/recall/s2_vector_recall.py
-	$(PYTHON) offline/rank/s1_feature_engi.py
-	$(PYTHON) offline/rank/s2_model_train.py
+	$(PYTHON) offline/recall/s3_term_recall.py
+	$(PYTHON) offline/recall/s4_vector_recall.py
+	$(PYTHON) offline/rank/s5_feature_engi.py
+	$(PYTHON) offline/rank/s6_model_train.py
 
 load: services-up  ## push the offline artifacts into Redis, Elasticsearch, Feast, Triton; prove online == offline
 	$(PYTHON) offline_to_online/recall/s1_user_to_redis.py
 	$(PYTHON) offline_to_online/recall/s2_item_to_es.py
-	$(PYTHON) offline_to_online/rank/s1_feature_to_feast.py
-	$(PYTHON) offline_to_online/rank/s2_model_to_triton.py
-	$(PYTHON) offline_to_online/rank/s3_check_offline_and_online.py
+	$(PYTHON) offline_to_online/rank/s3_feature_to_feast.py
+	$(PYTHON) offline_to_online/rank/s4_model_to_triton.py
+	$(PYTHON) offline_to_online/rank/s5_check_offline_and_online.py
 
 demo: offline load  ## everything: data -> offline -> services -> loaders -> server -> client (top 50 for USERID)
 	$(MAKE) --no-print-directory server-down server-up client
@@ -78,16 +78,16 @@ test-unit: venv  ## fast unit tests only
 	$(BIN)/pytest -m "not integration"
 
 services-up: venv  ## install (first time) and start Redis, Elasticsearch, Feast, Triton natively
-	$(PYTHON) -m mlrec.services up
+	$(PYTHON) -m mlrec_runtime up
 
 services-down: venv  ## stop what services-up started
-	$(PYTHON) -m mlrec.services down
+	$(PYTHON) -m mlrec_runtime down
 
 services-status: venv  ## show each service with its version and port
-	$(PYTHON) -m mlrec.services status
+	$(PYTHON) -m mlrec_runtime status
 
 eval: venv  ## top-K quality of the running service vs baselines -> docs/results/quality_<dataset>.{json,png}
-	$(PYTHON) online/eval/s1_eval_quality.py --url http://127.0.0.1:$(SERVER_PORT)
+	$(PYTHON) online/eval/s3_eval_quality.py --url http://127.0.0.1:$(SERVER_PORT)
 
 bench: venv  ## offline benchmark on synthetic data at 1M and 10M ratings
 	$(PYTHON) benchmarks/bench_offline.py

@@ -24,17 +24,17 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mlrec.paths import REPO_ROOT
+from mlrec.core.paths import REPO_ROOT
 
 DATA_STEPS = [
     ("split", "offline/preprocess/s1_data_split.py"),
     ("terms", "offline/preprocess/s2_term_trans.py"),
-    ("term_recall", "offline/recall/s1_term_recall.py"),
-    ("features", "offline/rank/s1_feature_engi.py"),
+    ("term_recall", "offline/recall/s3_term_recall.py"),
+    ("features", "offline/rank/s5_feature_engi.py"),
 ]
 MODEL_STEPS = [
-    ("vector_recall", "offline/recall/s2_vector_recall.py"),
-    ("rank_train", "offline/rank/s2_model_train.py"),
+    ("vector_recall", "offline/recall/s4_vector_recall.py"),
+    ("rank_train", "offline/rank/s6_model_train.py"),
 ]
 CORE = ("split", "terms", "features")
 
@@ -57,11 +57,11 @@ def run_step(script: str, args: list[str], env: dict) -> tuple[float, float]:
 def baseline(data_dir: Path) -> dict:
     """Time the seed-style split and PIT loop on the same data; check they match ours."""
     import seed_baseline  # beside this script
-    from mlrec.constants import ISTEST, N_GENRES
+    from mlrec.core.constants import ISTEST, N_GENRES
     from mlrec.data import active_raw_dir
     from mlrec.data.movielens import load_movies, load_ratings
-    from mlrec.paths import Paths
-    from mlrec.pit import COUNT_COLUMNS, item_genre_lists, item_genre_matrix
+    from mlrec.core.paths import Paths
+    from mlrec.offline.pit import COUNT_COLUMNS, item_genre_lists, item_genre_matrix
 
     paths = Paths(data_dir)
     raw = active_raw_dir(paths)

@@ -10,7 +10,7 @@ Several ``--url`` values (``label=url``) are run level by level, interleaved, in
 shared machine only a comparison made side by side means something (e.g. a baseline server on
 port 5001 against the tuned one on 5000, or two gunicorn settings).
 
-Run:  python benchmarks/bench_online.py                                   # server from mlrec.settings
+Run:  python benchmarks/bench_online.py                                   # server from mlrec.core.settings
       python benchmarks/bench_online.py --url before=http://127.0.0.1:5001 --url after=http://127.0.0.1:5000
       python benchmarks/bench_online.py --concurrency 1 4 16 --requests 1000 --max-seconds 30
 Targets (issue #5): p50 <= 15 ms and p99 <= 40 ms at concurrency 1; >= 150 req/s at 16, no errors.
@@ -28,10 +28,10 @@ from urllib.parse import urlsplit
 
 import numpy as np
 
-from mlrec.constants import USERID
-from mlrec.io import read_parquet
-from mlrec.paths import REPO_ROOT, Paths
-from mlrec.settings import Settings
+from mlrec.core.constants import USERID
+from mlrec.core.io import read_parquet
+from mlrec.core.paths import REPO_ROOT, Paths
+from mlrec.core.settings import Settings
 
 RESULTS_DIR = REPO_ROOT / "docs" / "results"
 STAGES = ("redis", "es", "feast", "assemble", "triton", "total")
@@ -71,7 +71,7 @@ def parse_server_timing(header: str) -> dict[str, float]:
 
 def sample_users(n: int, seed: int, paths: Paths) -> np.ndarray:
     """``n`` user ids drawn (seeded, without replacement) from the served user features."""
-    users = read_parquet(paths.user_features, "offline/rank/s1_feature_engi.py", columns=[USERID])[USERID]
+    users = read_parquet(paths.user_features, "offline/rank/s5_feature_engi.py", columns=[USERID])[USERID]
     ids = np.sort(users.to_numpy(dtype=np.int64))
     if len(ids) == 0:
         raise BenchError(f"{paths.user_features}: no users; run the offline pipeline (`make offline`)")

@@ -2,7 +2,7 @@
 
 Not used by the pipeline. ``split`` applies the split rule with a row-wise ``DataFrame.apply``;
 ``pit`` walks every event in Python and deep-copies a per-user genre dict for every row — the two
-patterns the seed used. Both produce the same numbers as :mod:`mlrec.split` / :mod:`mlrec.pit`
+patterns the seed used. Both produce the same numbers as :mod:`mlrec.offline.split` / :mod:`mlrec.offline.pit`
 (the benchmark checks that too), so the timing comparison is like for like.
 """
 from __future__ import annotations
@@ -13,7 +13,7 @@ from collections import deque
 import numpy as np
 import pandas as pd
 
-from mlrec.constants import ITEMID, LABEL, ONLINE_LAST_N, OFFLINE_TEST_RATIO, PIT_WINDOW, RATING, TS, USERID
+from mlrec.core.constants import ITEMID, LABEL, ONLINE_LAST_N, OFFLINE_TEST_RATIO, PIT_WINDOW, RATING, TS, USERID
 
 
 def split(ratings: pd.DataFrame) -> pd.Series:
@@ -56,7 +56,7 @@ def pit(offline: pd.DataFrame, item_genres: dict[int, list[int]], window: int = 
 
 
 def pit_to_matrix(rows: list[dict], n_genres: int) -> np.ndarray:
-    """[rows, 2 * n_genres] in mlrec.pit.COUNT_COLUMNS order, for comparison."""
+    """[rows, 2 * n_genres] in mlrec.offline.pit.COUNT_COLUMNS order, for comparison."""
     mat = np.zeros((len(rows), 2 * n_genres), dtype=np.int64)
     for r, counts in enumerate(rows):
         for g, (imp, clk) in counts.items():

@@ -1,12 +1,130 @@
-"""Test-wide setup: tests under tests/integration/ are marked `integration` automatically."""
-from pathlib import Path
+"""Test-wide fixtures.
 
+Tests mirror the package (tests/core, tests/offline, tests/online, ...). A test that uses the real
+services (the ``services`` fixture, directly or through ``chain``) is marked ``integration``
+automatically, so ``pytest -m "not integration"`` runs only the fast ones.
+
+``services`` runs the native runtime's ``up`` (a no-op when ``make services-up`` already ran) and,
+at the end, stops only what it started itself, so a developer's running stack is left alone.
+Tests must not clobber the demo's data: unique index names, key prefixes, model names and a temp
+feature repository.
+"""
+from __future__ import annotations
+
+import dataclasses
+import shutil
+import socket
+import uuid
+from typing import Iterator
+
+import numpy as np
 import pytest
+import redis
 
-INTEGRATION_DIR = Path(__file__).parent / "integration"
+from mlrec.loaders.es_items import load_es
+from mlrec.loaders.feast_features import load_feast
+from mlrec.loaders.parity import check_parity
+from mlrec.loaders.redis_users import load_redis
+from mlrec.loaders.triton_model import load_triton
+from mlrec.online import es_index
+from mlrec.offline import pipeline
+from mlrec.data import prepare_dataset, write_marker
+from mlrec.online.app import create_app
+from mlrec.core.paths import Paths
+from mlrec_runtime import FEATURE_REPO, down, runtime, up
+from mlrec_runtime.feast_server import FeastServer
+from mlrec_runtime.manager import start_service, wait_service
+from mlrec_runtime.triton_server import docker_model_repository, native_model_repository
+from mlrec.core.settings import Settings
+from mlrec.offline.train import TrainConfig
+
+
+@pytest.fixture(scope="session")
+def services() -> Iterator[Settings]:
+    settings = Settings.from_env()
+    started = up(settings)
+    try:
+        yield settings
+    finally:
+        if started:
+            down(settings, started)
+
+
+@pytest.fixture
+def free_port() -> int:
+    """A loopback port nobody listens on, for a second server a test starts itself."""
+    return _free_port()
+
+
+@pytest.fixture
+def unique() -> str:
+    """A short unique suffix for anything a test creates in a shared server."""
+    return f"mlrec-test-{uuid.uuid4().hex[:10]}"
+
+
+SCALE = 40_000  # ratings: ~240 users, ~600 items
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def chain(services, tmp_path_factory):
+    """The whole chain on small planted synthetic data, built once per session.
+
+    Offline (data -> split -> terms -> MF -> features -> DeepFM) in a temp data dir, then every
+    loader into the real services, then the Flask app. Isolation from a developer's running demo:
+    Redis db 1, a unique Elasticsearch alias, a unique Triton model name, and a second
+    `feast serve` on a free port for the temp data dir.
+    Yields (settings, paths, app, report, feast_server).
+    """
+    paths = Paths(tmp_path_factory.mktemp("e2e-data"))
+    raw = prepare_dataset("synthetic", paths, scale=SCALE, seed=7)
+    write_marker(paths, "synthetic", raw, scale=SCALE, seed=7)
+    cfg = TrainConfig(epochs=30, batch_size=512, patience=3)  # small data: smaller batches, more steps
+    report = {
+        "split": pipeline.run_split(paths),
+        "terms": pipeline.run_terms(paths),
+        "term_recall": pipeline.run_term_recall(paths),
+        "mf": pipeline.run_vector_recall(paths, cfg),
+        "features": pipeline.run_features(paths),
+        "rank": pipeline.run_rank_train(paths, cfg),
+    }
+    tag = f"e2e{np.random.default_rng().integers(1e9)}"
+    settings = dataclasses.replace(services, redis_db=1, es_index=f"mlrec_{tag}", triton_model=f"ml_rec_{tag}",
+                                   feast_port=_free_port())
+    feast = FeastServer(settings, paths, repo_dir=FEATURE_REPO, port=settings.feast_port, name=f"feast-{tag}")
+    serving_root = Paths.from_env().triton_dir  # the repositories the running Triton serves
+    r = redis.Redis(host=settings.host, port=settings.redis_port, db=settings.redis_db)
+    r.flushdb()
+    try:
+        assert start_service(feast)
+        wait_service(feast)
+        report["redis"] = load_redis(paths, settings)
+        report["es"] = load_es(paths, settings)
+        report["feast"] = load_feast(paths, settings)
+        report["triton"] = load_triton(paths, settings, repo_root=serving_root)
+        report["parity"] = check_parity(paths, settings)
+        app = create_app({"SETTINGS": settings, "PATHS": paths, "TESTING": True})
+        yield settings, paths, app, report, feast
+    finally:
+        runtime.stop(feast.pid_path)
+        r.flushdb()
+        es = es_index.connect(settings, timeout=30)
+        es.indices.delete(index=f"{settings.es_index}_*", ignore_unavailable=True)
+        try:
+            import tritonclient.grpc as grpcclient
+
+            grpcclient.InferenceServerClient(settings.triton_grpc_url).unload_model(settings.triton_model)
+        finally:
+            for repo in (native_model_repository(serving_root), docker_model_repository(serving_root)):
+                shutil.rmtree(repo / settings.triton_model, ignore_errors=True)
 
 
 def pytest_collection_modifyitems(config, items):
     for item in items:
-        if INTEGRATION_DIR in Path(str(item.fspath)).parents:
+        if "services" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.integration)

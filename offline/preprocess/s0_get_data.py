@@ -12,10 +12,10 @@ import argparse
 import os
 import sys
 
-from mlrec.constants import SEED
+from mlrec.core.constants import SEED
 from mlrec.data import DATASETS, DEFAULT_SCALE, DataError, prepare_dataset, read_manifest, write_marker
-from mlrec.log import setup_logging, summary, timed
-from mlrec.paths import Paths
+from mlrec.core.log import setup_logging, summary, timed
+from mlrec.core.paths import Paths
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

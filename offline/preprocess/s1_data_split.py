@@ -8,9 +8,9 @@ ML-1M: ratings=1000209 positives=575281 negatives=424928 online=60400 train=7542
 """
 import argparse
 
-from mlrec.cli import run
-from mlrec.paths import Paths
-from mlrec.pipeline import run_split
+from mlrec.core.cli import run
+from mlrec.core.paths import Paths
+from mlrec.offline.pipeline import run_split
 
 if __name__ == "__main__":
     run(lambda args: run_split(Paths.from_env()), argparse.ArgumentParser(description=__doc__))

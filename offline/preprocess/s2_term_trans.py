@@ -10,9 +10,9 @@ Run:   python offline/preprocess/s2_term_trans.py
 """
 import argparse
 
-from mlrec.cli import run
-from mlrec.paths import Paths
-from mlrec.pipeline import run_terms
+from mlrec.core.cli import run
+from mlrec.core.paths import Paths
+from mlrec.offline.pipeline import run_terms
 
 if __name__ == "__main__":
     run(lambda args: run_terms(Paths.from_env()), argparse.ArgumentParser(description=__doc__))

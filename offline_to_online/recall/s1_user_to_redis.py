@@ -7,10 +7,10 @@ Run:   python offline_to_online/recall/s1_user_to_redis.py
 """
 import argparse
 
-from mlrec.cli import run
-from mlrec.loaders import load_redis
-from mlrec.paths import Paths
-from mlrec.settings import Settings
+from mlrec.core.cli import run
+from mlrec.loaders.redis_users import load_redis
+from mlrec.core.paths import Paths
+from mlrec.core.settings import Settings
 
 if __name__ == "__main__":
     run(lambda args: load_redis(Paths.from_env(), Settings.from_env()), argparse.ArgumentParser(description=__doc__))

@@ -8,10 +8,10 @@ Run:   python offline_to_online/recall/s2_item_to_es.py
 """
 import argparse
 
-from mlrec.cli import run
-from mlrec.loaders import load_es
-from mlrec.paths import Paths
-from mlrec.settings import Settings
+from mlrec.core.cli import run
+from mlrec.loaders.es_items import load_es
+from mlrec.core.paths import Paths
+from mlrec.core.settings import Settings
 
 if __name__ == "__main__":
     run(lambda args: load_es(Paths.from_env(), Settings.from_env()), argparse.ArgumentParser(description=__doc__))

@@ -4,14 +4,14 @@ Run:   python online/main/s1_server.py                 # gunicorn, 2 workers x 4
        python online/main/s1_server.py --dev           # Flask's development server
        flask --app mlrec.online.app run --port 5000    # the same app, Flask CLI
 Then:  curl -s -X POST http://127.0.0.1:5000/ml/rec -H 'Content-Type: application/json' -d '{"userid": 1}'
-Port from $MLREC_SERVER_PORT (default 5000); every service address from mlrec.settings.
+Port from $MLREC_SERVER_PORT (default 5000); every service address from mlrec.core.settings.
 """
 import argparse
 import os
 import shutil
 import sys
 
-from mlrec.settings import Settings
+from mlrec.core.settings import Settings
 
 if __name__ == "__main__":
     settings = Settings.from_env()

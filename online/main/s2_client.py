@@ -9,7 +9,7 @@ import sys
 
 import requests
 
-from mlrec.settings import Settings
+from mlrec.core.settings import Settings
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -2,7 +2,7 @@
 
 Feast imports this file on ``feast apply``. The feature names come from
 ``$MLREC_DATA_DIR/offline_to_online/rank/feature_meta.json`` (the one source of truth written by
-``offline/rank/s1_feature_engi.py``): each non-id feature owned by the user side goes into the
+``offline/rank/s5_feature_engi.py``): each non-id feature owned by the user side goes into the
 ``ml_user`` view, each owned by the item side into ``ml_item``. Nothing here is generated text;
 with no meta yet (a fresh checkout), the repository declares nothing and still applies.
 
@@ -19,7 +19,7 @@ from feast.types import Float32
 
 DATA_DIR = Path(os.environ.get("MLREC_DATA_DIR", Path(__file__).resolve().parents[3] / "data_exchange_center"))
 META = DATA_DIR / "offline_to_online" / "rank" / "feature_meta.json"
-TABLES = DATA_DIR / "online" / "feast"  # parquet written by offline_to_online/rank/s1_feature_to_feast.py
+TABLES = DATA_DIR / "online" / "feast"  # parquet written by offline_to_online/rank/s3_feature_to_feast.py
 TTL = timedelta(days=3650)  # features are a snapshot; they never expire online
 
 # An entity is the key features are looked up by: a user id and an item id.

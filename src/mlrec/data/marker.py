@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from mlrec.data.errors import DataError
-from mlrec.paths import Paths
+from mlrec.core.paths import Paths
 
 _HINT = "run `python offline/preprocess/s0_get_data.py --dataset <ml-100k|ml-1m|synthetic>` first"
 

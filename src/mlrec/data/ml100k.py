@@ -53,10 +53,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mlrec.constants import AGE, AGE_BUCKETS, GENDER, GENRES, ITEMID, OCCUPATION, RATING, TITLE, TS, USERID, ZIPCODE
+from mlrec.core.constants import AGE, AGE_BUCKETS, GENDER, GENRES, ITEMID, OCCUPATION, RATING, TITLE, TS, USERID, ZIPCODE
 from mlrec.data.errors import DataError
 from mlrec.data.movielens import GENRE_SEP, RATING_DTYPES, write_movielens
-from mlrec.log import kv
+from mlrec.core.log import kv
 
 log = logging.getLogger(__name__)
 

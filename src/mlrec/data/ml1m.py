@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 from mlrec.data.errors import DataError
 from mlrec.data.movielens import RAW_FILES
-from mlrec.log import kv
+from mlrec.core.log import kv
 
 log = logging.getLogger(__name__)
 

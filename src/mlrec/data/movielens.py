@@ -28,12 +28,12 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
-from mlrec.constants import (
+from mlrec.core.constants import (
     AGE, AGE_BUCKETS, GENDER, GENRES, ITEMID, N_OCCUPATIONS, OCCUPATION, RATING, TITLE, TS, USERID,
     ZIPCODE,
 )
 from mlrec.data.errors import DataError, refetch_hint
-from mlrec.log import kv
+from mlrec.core.log import kv
 
 log = logging.getLogger(__name__)
 

@@ -16,12 +16,12 @@ from typing import Any
 
 import pandas as pd
 
-from mlrec.constants import SEED
+from mlrec.core.constants import SEED
 from mlrec.data import ml1m, ml100k, synthetic
 from mlrec.data.errors import DataError, refetch_hint
 from mlrec.data.movielens import RAW_FILES, check_references, load_movies, load_ratings, load_users
-from mlrec.log import kv
-from mlrec.paths import Paths
+from mlrec.core.log import kv
+from mlrec.core.paths import Paths
 
 log = logging.getLogger(__name__)
 

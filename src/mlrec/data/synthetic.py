@@ -27,13 +27,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mlrec.constants import (
+from mlrec.core.constants import (
     AGE, AGE_BUCKETS, GENDER, GENRE_NAMES, GENRES, ITEMID, OCCUPATION, RATING, SEED, TITLE, TS, USERID,
     ZIPCODE,
 )
 from mlrec.data.errors import DataError
 from mlrec.data.movielens import GENRE_SEP, write_movielens
-from mlrec.log import kv
+from mlrec.core.log import kv
 
 log = logging.getLogger(__name__)
 

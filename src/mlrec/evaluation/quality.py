@@ -29,17 +29,17 @@ import requests
 from requests.adapters import HTTPAdapter
 from tqdm import tqdm
 
-from mlrec import io
-from mlrec.constants import ITEMID, LABEL, ONLINE_LAST_N, RECALL_SIZE, RESPONSE_SIZE, USERID
+from mlrec.core import io
+from mlrec.core.constants import ITEMID, LABEL, ONLINE_LAST_N, RECALL_SIZE, RESPONSE_SIZE, USERID
 from mlrec.evaluation.metrics import (
     PAD, coverage, hit_matrix, hit_rate_at_k, ndcg_at_k, pad_lists, recall_at_k, recall_curve,
 )
-from mlrec.loaders import popular_items
+from mlrec.offline.popular import popular_items
 from mlrec.online import es_index, redis_store
-from mlrec.paths import (
+from mlrec.core.paths import (
     DATA_SCRIPT, SPLIT_SCRIPT, TERM_RECALL_SCRIPT, TERMS_SCRIPT, VECTOR_RECALL_SCRIPT, Paths,
 )
-from mlrec.settings import Settings
+from mlrec.core.settings import Settings
 
 log = logging.getLogger(__name__)
 MAX_SERVED = RECALL_SIZE  # POST /ml/rec accepts size <= 200

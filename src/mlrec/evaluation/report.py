@@ -8,8 +8,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from mlrec import io
-from mlrec.constants import RECALL_SIZE
+from mlrec.core import io
+from mlrec.core.constants import RECALL_SIZE
 from mlrec.evaluation.quality import QualityReport
 
 # drawn on the plot, in this order: (method name, line style)

@@ -21,7 +21,7 @@ from mlrec.models.mf import MatrixFactorization
 
 MODELS: dict[str, type[nn.Module]] = {"mf": MatrixFactorization, "deepfm": DeepFM}
 CHECKPOINT_FORMAT = 1
-_RERUN = "re-run the training script (offline/recall/s2_vector_recall.py for mf, offline/rank/s2_model_train.py for deepfm)"
+_RERUN = "re-run the training script (offline/recall/s4_vector_recall.py for mf, offline/rank/s6_model_train.py for deepfm)"
 
 __all__ = [
     "MODELS", "DeepFM", "MatrixFactorization", "WithSigmoid", "CheckpointError",

@@ -1,4 +1,4 @@
-"""DeepFM ranker over the 59-feature contract of :class:`mlrec.feature_meta.FeatureMeta`.
+"""DeepFM ranker over the 59-feature contract of :class:`mlrec.offline.feature_meta.FeatureMeta`.
 
 The input is ONE float32 tensor in ``meta.names`` order (sparse id fields, sparse side fields,
 dense fields) because that is what the exported ONNX model receives from Triton (``ml_input``);
@@ -12,7 +12,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from mlrec.feature_meta import FeatureMeta
+from mlrec.offline.feature_meta import FeatureMeta
 from mlrec.models.layers import FactorizationMachine, FeaturesEmbedding, FeaturesLinear, MultiLayerPerceptron
 
 

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from mlrec.constants import EMB_DIM
+from mlrec.core.constants import EMB_DIM
 
 
 class MatrixFactorization(nn.Module):

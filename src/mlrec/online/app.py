@@ -1,7 +1,7 @@
 """The Flask application: ``POST /ml/rec``, ``GET /healthz``, ``POST /admin/refresh-items``.
 
 Built by :func:`create_app` (Flask's application-factory pattern): settings come from the
-environment (:class:`~mlrec.settings.Settings`), tests pass overrides as ``test_config``, and the
+environment (:class:`~mlrec.core.settings.Settings`), tests pass overrides as ``test_config``, and the
 clients for the four services are created once and kept in ``app.extensions["recommender"]``.
 
 Run: ``flask --app mlrec.online.app run --port 5000`` (development) or
@@ -15,16 +15,16 @@ from typing import Any
 from flask import Blueprint, Flask, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from mlrec.constants import RECALL_SIZE, RESPONSE_SIZE
-from mlrec.feature_meta import FeatureMeta
-from mlrec.log import setup_logging
+from mlrec.core.constants import RECALL_SIZE, RESPONSE_SIZE
+from mlrec.offline.feature_meta import FeatureMeta
+from mlrec.core.log import setup_logging
 from mlrec.online import es_index, metrics, redis_store
 from mlrec.online.errors import ApiError, BadRequest
 from mlrec.online.feast_store import FeastClient
 from mlrec.online.recommender import Recommender, RecResult
 from mlrec.online.triton_ranker import TritonRanker
-from mlrec.paths import Paths
-from mlrec.settings import Settings
+from mlrec.core.paths import Paths
+from mlrec.core.settings import Settings
 
 log = logging.getLogger(__name__)
 bp = Blueprint("ml", __name__)

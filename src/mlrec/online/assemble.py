@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from mlrec.constants import ITEMID, USERID
-from mlrec.feature_meta import FeatureMeta
+from mlrec.core.constants import ITEMID, USERID
+from mlrec.offline.feature_meta import FeatureMeta
 
 
 class FeatureAssembler:

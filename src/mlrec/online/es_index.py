@@ -20,7 +20,7 @@ import numpy as np
 from elasticsearch import Elasticsearch, helpers
 from tqdm import tqdm
 
-from mlrec.constants import EMB_DIM, GENRES, ITEMID
+from mlrec.core.constants import EMB_DIM, GENRES, ITEMID
 
 log = logging.getLogger(__name__)
 VECTOR = "item_vector"

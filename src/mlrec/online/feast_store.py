@@ -19,9 +19,9 @@ import numpy as np
 import pandas as pd
 import urllib3
 
-from mlrec import io
-from mlrec.constants import ITEMID, USERID
-from mlrec.paths import FEATURES_SCRIPT, Paths
+from mlrec.core import io
+from mlrec.core.constants import ITEMID, USERID
+from mlrec.core.paths import FEATURES_SCRIPT, Paths
 
 USER_SERVICE, ITEM_SERVICE = "ml_user", "ml_item"
 

@@ -18,8 +18,8 @@ import elasticsearch
 import numpy as np
 import redis
 
-from mlrec.constants import ITEMID, RECALL_SIZE, RESPONSE_SIZE, USERID
-from mlrec.feature_meta import FeatureMeta
+from mlrec.core.constants import ITEMID, RECALL_SIZE, RESPONSE_SIZE, USERID
+from mlrec.offline.feature_meta import FeatureMeta
 from mlrec.online import es_index, redis_store
 from mlrec.online.assemble import FeatureAssembler
 from mlrec.online.errors import DependencyUnavailable

@@ -1,0 +1,151 @@
+"""Every file the pipeline reads or writes, in one place.
+
+All artifacts live under one folder, ``data_exchange_center/`` at the repository root by default,
+or ``$MLREC_DATA_DIR`` when set (tests point it at a temp folder). A step never builds a path
+itself: it asks :class:`Paths`, so renaming an artifact is a one-line change.
+See ``data_exchange_center/README.md`` for what each artifact holds.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from mlrec.core.settings import DEFAULT_DATA_DIR, REPO_ROOT, Settings
+
+__all__ = ["DEFAULT_DATA_DIR", "REPO_ROOT", "Paths"]
+
+# The script that writes each group of artifacts: named in "not found, run ... first" errors.
+DATA_SCRIPT = "offline/preprocess/s0_get_data.py"
+SPLIT_SCRIPT = "offline/preprocess/s1_data_split.py"
+TERMS_SCRIPT = "offline/preprocess/s2_term_trans.py"
+TERM_RECALL_SCRIPT = "offline/recall/s3_term_recall.py"
+VECTOR_RECALL_SCRIPT = "offline/recall/s4_vector_recall.py"
+FEATURES_SCRIPT = "offline/rank/s5_feature_engi.py"
+RANK_SCRIPT = "offline/rank/s6_model_train.py"
+
+
+@dataclass(frozen=True)
+class Paths:
+    root: Path
+
+    @classmethod
+    def from_env(cls, settings: Settings | None = None) -> "Paths":
+        """The data dir of ``settings`` (default: from the environment and ``.env``)."""
+        return cls((settings or Settings.from_env()).data_dir)
+
+    # -- raw data: canonical ML-1M layout, one folder per dataset -------------------------------
+    def raw_dir(self, dataset: str) -> Path:
+        return self.root / "raw" / dataset
+
+    @property
+    def cache_dir(self) -> Path:
+        """Downloads (ML-1M zip, recbole wheel) kept across runs."""
+        return self.root / "cache"
+
+    @property
+    def dataset_marker(self) -> Path:
+        """Names the dataset the artifacts below were built from."""
+        return self.root / "dataset.json"
+
+    # -- offline/common: split and point-in-time terms ------------------------------------------
+    @property
+    def common_dir(self) -> Path:
+        return self.root / "offline" / "common"
+
+    @property
+    def offline_imp(self) -> Path:
+        return self.common_dir / "offline_imp.parquet"
+
+    @property
+    def online_imp(self) -> Path:
+        return self.common_dir / "online_imp.parquet"
+
+    @property
+    def pit_counts(self) -> Path:
+        """Per offline row: genre impression/click counts over the user's previous events."""
+        return self.common_dir / "pit_counts.parquet"
+
+    @property
+    def user_counts(self) -> Path:
+        """Per user: genre counts over the latest window, for serving."""
+        return self.common_dir / "user_counts.parquet"
+
+    @property
+    def user_filter(self) -> Path:
+        return self.common_dir / "user_filter.pkl"
+
+    @property
+    def item_genres(self) -> Path:
+        return self.common_dir / "item_genres.pkl"
+
+    # -- offline_to_online: what the loaders push into the online stores -------------------------
+    @property
+    def o2o_dir(self) -> Path:
+        return self.root / "offline_to_online"
+
+    @property
+    def user_term(self) -> Path:
+        return self.o2o_dir / "recall" / "user_term.pkl"
+
+    @property
+    def item_term(self) -> Path:
+        return self.o2o_dir / "recall" / "item_term.pkl"
+
+    @property
+    def user_vector(self) -> Path:
+        return self.o2o_dir / "recall" / "user_vector.npy"
+
+    @property
+    def item_vector(self) -> Path:
+        return self.o2o_dir / "recall" / "item_vector.npy"
+
+    @property
+    def feature_meta(self) -> Path:
+        return self.o2o_dir / "rank" / "feature_meta.json"
+
+    @property
+    def user_features(self) -> Path:
+        return self.o2o_dir / "rank" / "user_features.parquet"
+
+    @property
+    def item_features(self) -> Path:
+        return self.o2o_dir / "rank" / "item_features.parquet"
+
+    # -- offline models and training sets ------------------------------------------------------
+    @property
+    def rank_dir(self) -> Path:
+        return self.root / "offline" / "rank"
+
+    @property
+    def train_features(self) -> Path:
+        return self.rank_dir / "train.parquet"
+
+    @property
+    def test_features(self) -> Path:
+        return self.rank_dir / "test.parquet"
+
+    @property
+    def rank_model(self) -> Path:
+        return self.rank_dir / "deepfm.pt"
+
+    @property
+    def recall_model(self) -> Path:
+        return self.root / "offline" / "recall" / "mf.pt"
+
+    # -- online artifacts ----------------------------------------------------------------------
+    @property
+    def online_dir(self) -> Path:
+        return self.root / "online"
+
+    @property
+    def feast_dir(self) -> Path:
+        return self.online_dir / "feast"
+
+    @property
+    def triton_dir(self) -> Path:
+        return self.online_dir / "triton"
+
+    @property
+    def metrics(self) -> Path:
+        """Counts, AUCs and timings of every step, merged step by step."""
+        return self.root / "metrics.json"

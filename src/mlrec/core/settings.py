@@ -1,0 +1,128 @@
+"""Every setting the project reads from the environment: ports, hosts, credentials, the data dir, logging.
+
+One object, built on demand (never at import), so the native runtime, the loaders, the Flask
+service, the tests and ``docker-compose.yml`` agree on every port. No module reads an ``MLREC_*``
+variable itself: it asks :class:`Settings`. Defaults are each server's
+standard port. A git-ignored ``.env`` at the repository root is read too (the same file
+``docker compose`` reads); real environment variables win over it. Secrets never live in code.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping
+
+REPO_ROOT = Path(__file__).resolve().parents[3]
+ENV_FILE = REPO_ROOT / ".env"
+DEFAULT_DATA_DIR = REPO_ROOT / "data_exchange_center"
+FEAST_CLI_MODES = ("auto", "native", "docker")  # how loaders run `feast apply` / `materialize`
+
+
+def read_env_file(path: Path = ENV_FILE) -> dict[str, str]:
+    """Parse ``KEY=VALUE`` lines (``#`` comments, optional quotes); a missing file is empty."""
+    values: dict[str, str] = {}
+    if not path.is_file():
+        return values
+    for line in path.read_text().splitlines():
+        line = line.strip()
+        if not line or line.startswith("#") or "=" not in line:
+            continue
+        key, value = line.split("=", 1)
+        values[key.strip()] = value.strip().strip("'\"")
+    return values
+
+
+@dataclass(frozen=True)
+class Settings:
+    host: str = "127.0.0.1"
+    redis_port: int = 6379
+    redis_db: int = 0  # tests use another db so they never touch the demo's users
+    es_port: int = 9200
+    es_user: str = "elastic"
+    es_password: str = field(default="", repr=False)
+    es_scheme: str = "http"
+    es_index: str = "item_index"  # an alias; each load writes a new index behind it
+    feast_port: int = 6566
+    triton_http_port: int = 8000
+    triton_grpc_port: int = 8001
+    triton_metrics_port: int = 8002
+    triton_model: str = "ml_rec"
+    server_port: int = 5000  # the Flask recommender (POST /ml/rec)
+    runtime_dir: Path = REPO_ROOT / ".runtime"
+    timeout_s: float = 2.0  # per call to any service from the online path
+    es_ca_path: str = ""  # CA bundle for an https Elasticsearch; certificates are always verified over https
+    admin_token: str = field(default="", repr=False)  # bearer token for /admin/*; unset = /admin/* is off
+    max_body_bytes: int = 64 * 1024  # larger request bodies get 413
+    data_dir: Path = DEFAULT_DATA_DIR  # every artifact (data_exchange_center/)
+    log_level: str = "WARNING"
+    progress: bool = True  # tqdm bars on a terminal
+    feast_online_store: str = "sqlite"  # or "redis"
+    feast_cli: str = "auto"  # native (the runtime's feast venv), docker (`docker compose exec feast`), auto
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, env_file: Path | None = ENV_FILE) -> "Settings":
+        """Settings from ``environ`` (default ``os.environ``) over ``env_file`` (None: no file)."""
+        file_values = read_env_file(env_file) if env_file else {}
+        env = {**file_values, **(os.environ if environ is None else environ)}
+
+        def get(name: str, default):
+            raw = env.get(name)
+            if raw is None or raw == "":
+                return default
+            if isinstance(default, bool):
+                if raw.lower() not in ("1", "0", "true", "false", "yes", "no"):
+                    raise ValueError(f"environment variable {name}={raw!r}: expected 1/0, true/false or yes/no")
+                return raw.lower() in ("1", "true", "yes")
+            try:
+                return type(default)(raw)
+            except ValueError as exc:
+                raise ValueError(f"environment variable {name}={raw!r}: expected {type(default).__name__}") from exc
+
+        d = cls()
+        return cls(
+            host=get("MLREC_HOST", d.host),
+            redis_port=get("MLREC_REDIS_PORT", d.redis_port),
+            redis_db=get("MLREC_REDIS_DB", d.redis_db),
+            es_port=get("MLREC_ES_PORT", d.es_port),
+            es_user=get("MLREC_ES_USER", d.es_user),
+            es_password=get("ELASTIC_PASSWORD", d.es_password),
+            es_scheme=get("MLREC_ES_SCHEME", d.es_scheme),
+            es_index=get("MLREC_ES_INDEX", d.es_index),
+            feast_port=get("MLREC_FEAST_PORT", d.feast_port),
+            triton_http_port=get("MLREC_TRITON_HTTP_PORT", d.triton_http_port),
+            triton_grpc_port=get("MLREC_TRITON_GRPC_PORT", d.triton_grpc_port),
+            triton_metrics_port=get("MLREC_TRITON_METRICS_PORT", d.triton_metrics_port),
+            triton_model=get("MLREC_TRITON_MODEL", d.triton_model),
+            server_port=get("MLREC_SERVER_PORT", d.server_port),
+            runtime_dir=Path(get("MLREC_RUNTIME_DIR", str(d.runtime_dir))),
+            timeout_s=get("MLREC_TIMEOUT_S", d.timeout_s),
+            es_ca_path=get("MLREC_ES_CA_PATH", d.es_ca_path),
+            admin_token=get("MLREC_ADMIN_TOKEN", d.admin_token),
+            max_body_bytes=get("MLREC_MAX_BODY_BYTES", d.max_body_bytes),
+            data_dir=Path(get("MLREC_DATA_DIR", str(d.data_dir))).resolve(),
+            log_level=get("MLREC_LOG_LEVEL", d.log_level).upper(),
+            progress=get("MLREC_PROGRESS", d.progress),
+            feast_online_store=get("MLREC_FEAST_ONLINE_STORE", d.feast_online_store),
+            feast_cli=get("MLREC_FEAST_CLI", d.feast_cli),
+        )
+
+    @property
+    def es_url(self) -> str:
+        return f"{self.es_scheme}://{self.host}:{self.es_port}"
+
+    @property
+    def server_url(self) -> str:
+        return f"http://{self.host}:{self.server_port}"
+
+    @property
+    def feast_url(self) -> str:
+        return f"http://{self.host}:{self.feast_port}"
+
+    @property
+    def triton_grpc_url(self) -> str:
+        return f"{self.host}:{self.triton_grpc_port}"
+
+    @property
+    def triton_http_url(self) -> str:
+        return f"http://{self.host}:{self.triton_http_port}"

@@ -1,0 +1,48 @@
+"""The ranker -> ONNX -> Triton model repositories -> (re)load (``offline_to_online/rank/s4_model_to_triton.py``)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from mlrec.core import io
+from mlrec.core.log import summary, timed
+from mlrec.core.paths import FEATURES_SCRIPT, Paths
+from mlrec.core.settings import Settings
+from mlrec.loaders import LoadCheckError
+from mlrec.models.export import export_onnx
+from mlrec.online.triton_ranker import TritonRanker
+
+
+def load_triton(paths: Paths, settings: Settings, repo_root: Path | None = None) -> dict:
+    """PyTorch -> ONNX -> both model repositories -> (re)load in the running Triton.
+
+    ``repo_root`` is the folder holding the repositories the running Triton serves (default:
+    ``paths.triton_dir``, where ``make services-up`` points it); tests pass the serving one while
+    their artifacts live in a temp data dir.
+    """
+    import onnxruntime as ort
+    import torch
+
+    from mlrec.loaders.triton_repo import write_model_repositories
+
+    with timed() as t:
+        onnx_path, meta, wrapped = export_onnx(paths)
+        docker_repo, native_repo = write_model_repositories(onnx_path, repo_root or paths.triton_dir,
+                                                            settings.triton_model, meta.n_features)
+        test = io.read_parquet(paths.test_features, FEATURES_SCRIPT).iloc[:2000]
+        x = test[meta.names].to_numpy(np.float32, copy=True)
+        onnx_scores = ort.InferenceSession(str(onnx_path)).run(None, {"ml_input": x})[0].reshape(-1)
+        with torch.no_grad():
+            torch_scores = wrapped(torch.from_numpy(x)).numpy().reshape(-1)
+        onnx_diff = float(np.abs(onnx_scores - torch_scores).max())
+        ranker = TritonRanker(settings.triton_grpc_url, settings.triton_model, timeout_s=10.0)
+        ranker.load()
+        if not ranker.ready():
+            raise LoadCheckError(f"triton: model {settings.triton_model} not ready after load")
+    print(f"triton check: ONNX vs PyTorch max |diff| {onnx_diff:.2e} on {len(x)} test rows; "
+          f"model {settings.triton_model} ready at {settings.triton_grpc_url}")
+    fields = dict(onnx=str(onnx_path), docker_repo=str(docker_repo), native_repo=str(native_repo),
+                  onnx_max_diff=onnx_diff, seconds=t["seconds"])
+    summary("s4_model_to_triton", paths.metrics, **fields)
+    return fields

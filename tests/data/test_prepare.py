@@ -1,0 +1,125 @@
+"""prepare_dataset (idempotent, atomic), the dataset marker, and the s0_get_data entry point."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from mlrec.data import (
+    DATASETS, DataError, active_dataset, active_raw_dir, load_dataset, prepare_dataset, read_manifest, write_marker,
+)
+from mlrec.data import synthetic
+from mlrec.core.paths import REPO_ROOT, Paths
+
+SCALE = 5_000
+
+
+@pytest.fixture
+def paths(tmp_path) -> Paths:
+    return Paths(tmp_path / "data")
+
+
+def test_datasets_are_the_three_supported():
+    assert DATASETS == ("ml-100k", "ml-1m", "synthetic")
+
+
+def test_prepare_builds_once_then_skips(paths):
+    raw = prepare_dataset("synthetic", paths, scale=SCALE, seed=1)
+    assert raw == paths.raw_dir("synthetic")
+    assert read_manifest(raw)["counts"] == {"users": 30, "items": 600, "ratings": SCALE}
+    mtime = (raw / "ratings.dat").stat().st_mtime_ns
+    assert prepare_dataset("synthetic", paths, scale=SCALE, seed=1) == raw
+    assert (raw / "ratings.dat").stat().st_mtime_ns == mtime  # skipped
+    prepare_dataset("synthetic", paths, scale=SCALE, seed=1, force=True)
+    assert (raw / "ratings.dat").stat().st_mtime_ns != mtime  # forced rebuild
+    assert sorted(p.name for p in raw.parent.iterdir()) == ["synthetic"]  # no temp folders left
+
+
+def test_other_parameters_rebuild(paths):
+    raw = prepare_dataset("synthetic", paths, scale=SCALE, seed=1)
+    prepare_dataset("synthetic", paths, scale=2 * SCALE, seed=1)
+    assert read_manifest(raw)["counts"]["ratings"] == 2 * SCALE
+    assert len(load_dataset(raw)[2]) == 2 * SCALE
+
+
+def test_truncated_file_is_detected_and_rebuilt(paths):
+    raw = prepare_dataset("synthetic", paths, scale=SCALE, seed=1)
+    data = (raw / "ratings.dat").read_bytes()
+    (raw / "ratings.dat").write_bytes(data[: len(data) // 2])
+    with pytest.raises(DataError, match=r"file sizes differ from manifest\.json.*--force"):
+        load_dataset(raw)
+    prepare_dataset("synthetic", paths, scale=SCALE, seed=1)  # not "prepared" any more -> rebuilt
+    assert (raw / "ratings.dat").read_bytes() == data
+
+
+def test_a_crash_mid_build_leaves_no_half_written_dataset(paths, monkeypatch):
+    raw = prepare_dataset("synthetic", paths, scale=SCALE, seed=1)
+    before = {p.name: p.read_bytes() for p in raw.iterdir()}
+
+    def crash(out_dir: Path, **_):
+        out_dir.mkdir(parents=True)
+        (out_dir / "users.dat").write_text("1::M::25::1::00000\n")
+        raise KeyboardInterrupt  # e.g. Ctrl-C half way
+
+    monkeypatch.setattr(synthetic, "prepare_synthetic", crash)
+    with pytest.raises(KeyboardInterrupt):
+        prepare_dataset("synthetic", paths, scale=SCALE, seed=1, force=True)
+    assert {p.name: p.read_bytes() for p in raw.iterdir()} == before  # the old dataset is intact
+    assert sorted(p.name for p in raw.parent.iterdir()) == ["synthetic"]
+
+    with pytest.raises(KeyboardInterrupt):
+        prepare_dataset("synthetic", paths, scale=2 * SCALE, seed=1)
+    assert read_manifest(raw)["counts"]["ratings"] == SCALE
+
+
+def test_unknown_dataset_is_refused(paths):
+    with pytest.raises(DataError, match="unknown dataset 'ml-20m': choose one of ml-100k, ml-1m, synthetic"):
+        prepare_dataset("ml-20m", paths)
+
+
+def test_marker_round_trip_and_missing_marker(paths):
+    with pytest.raises(DataError, match=r"dataset\.json is missing: run `python offline/preprocess/s0_get_data\.py"):
+        active_raw_dir(paths)
+    raw = prepare_dataset("synthetic", paths, scale=SCALE, seed=1)
+    write_marker(paths, "synthetic", raw, scale=SCALE)
+    assert json.loads(paths.dataset_marker.read_text())["raw_dir"] == "raw/synthetic"  # relative to the root
+    assert active_raw_dir(paths) == raw and active_dataset(paths) == "synthetic"
+    moved = Paths(paths.root.parent / "moved")
+    paths.root.rename(moved.root)
+    assert active_raw_dir(moved) == moved.raw_dir("synthetic")
+
+
+def test_marker_pointing_nowhere_is_an_error(paths):
+    write_marker(paths, "synthetic", paths.raw_dir("synthetic"))
+    with pytest.raises(DataError, match="does not exist"):
+        active_raw_dir(paths)
+    paths.dataset_marker.write_text("{not json")
+    with pytest.raises(DataError, match="not valid JSON"):
+        active_raw_dir(paths)
+
+
+def run_s0(data_dir: Path, *args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "MLREC_DATA_DIR": str(data_dir)}
+    env.pop("MLREC_DATASET", None)
+    return subprocess.run([sys.executable, str(REPO_ROOT / "offline/preprocess/s0_get_data.py"), *args],
+                          capture_output=True, text=True, env=env, timeout=300)
+
+
+def test_s0_get_data_cli(tmp_path):
+    proc = run_s0(tmp_path, "--dataset", "synthetic", "--scale", str(SCALE))
+    assert proc.returncode == 0, proc.stderr
+    line = proc.stdout.strip().splitlines()[-1]
+    assert line.startswith("[s0_get_data] dataset=synthetic users=30 items=600 ratings=5000 seconds=")
+    paths = Paths(tmp_path)
+    assert active_raw_dir(paths) == paths.raw_dir("synthetic")
+    metrics = json.loads(paths.metrics.read_text())["s0_get_data"]
+    assert metrics["ratings"] == SCALE and metrics["dataset"] == "synthetic"
+
+
+def test_s0_get_data_cli_reports_errors_without_traceback(tmp_path):
+    proc = run_s0(tmp_path, "--dataset", "synthetic", "--scale", "10")
+    assert proc.returncode == 1
+    assert "error:" in proc.stderr and "--scale >=" in proc.stderr and "Traceback" not in proc.stderr
+    assert not Paths(tmp_path).dataset_marker.exists()

@@ -1,0 +1,165 @@
+"""MF and DeepFM: shapes, learning capacity, and checkpoints that rebuild them exactly."""
+import numpy as np
+import pytest
+import torch
+
+from mlrec.offline.feature_meta import Feature, FeatureMeta
+from mlrec.models import MODELS, CheckpointError, DeepFM, MatrixFactorization, WithSigmoid, load_checkpoint, save_checkpoint
+
+
+def small_meta(n_users: int = 30, n_items: int = 40, n_dense: int = 4) -> FeatureMeta:
+    feats = [
+        Feature("userid", "sparse_id", "user", n_users),
+        Feature("itemid", "sparse_id", "item", n_items),
+        Feature("gender", "sparse_side", "user", 3),
+        Feature("age", "sparse_side", "user", 8),
+        *[Feature(f"genre_{g}", "sparse_side", "item", 2) for g in range(3)],
+        *[Feature(f"dense_{d}", "dense", "user") for d in range(n_dense)],
+    ]
+    return FeatureMeta(tuple(feats))
+
+
+def random_rows(meta: FeatureMeta, n: int, seed: int = 0) -> torch.Tensor:
+    """Float rows in meta order: valid integer codes for sparse fields, N(0,1) for dense."""
+    g = torch.Generator().manual_seed(seed)
+    sparse = [torch.randint(0, f.cardinality, (n, 1), generator=g).float() for f in meta.features if f.kind != "dense"]
+    dense = torch.randn(n, meta.dense_dim, generator=g)
+    return torch.cat([*sparse, dense], dim=1)
+
+
+def test_registry_names_both_models():
+    assert MODELS == {"mf": MatrixFactorization, "deepfm": DeepFM}
+
+
+def test_mf_forward_is_dot_product_of_exported_vectors():
+    torch.manual_seed(0)
+    mf = MatrixFactorization(10, 20, embed_dim=16)
+    x = torch.tensor([[0, 0], [3, 7], [9, 19]], dtype=torch.int64)
+    logits = mf(x)
+    assert logits.shape == (3,) and logits.dtype == torch.float32
+    P, Q = mf.user_vectors(), mf.item_vectors()
+    assert P.shape == (10, 16) and Q.shape == (20, 16) and P.dtype == Q.dtype == "float32"
+    expected = torch.tensor([P[u] @ Q[i] for u, i in x.tolist()])
+    torch.testing.assert_close(logits.detach(), expected, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(mf.predict_proba(x), torch.sigmoid(logits))
+
+
+def test_deepfm_from_meta_shapes_and_dtypes():
+    meta = small_meta()
+    model = DeepFM.from_meta(meta, mlp_dims=(8,))
+    assert model.hparams["mlp_dims"] == [8]
+    assert model.n_features == meta.n_features
+    x = random_rows(meta, 64)
+    logits = model(x)
+    assert logits.shape == (64,) and logits.dtype == torch.float32
+    model.eval()
+    proba = WithSigmoid(model)(x)
+    assert proba.shape == (64, 1)
+    torch.testing.assert_close(proba[:, 0], torch.sigmoid(model(x)))
+    torch.testing.assert_close(model.predict_proba(x), torch.sigmoid(model(x)))
+
+
+def test_deepfm_rejects_wrong_width():
+    model = DeepFM.from_meta(small_meta())
+    with pytest.raises(ValueError, match="feature-meta order"):
+        model(torch.zeros(2, model.n_features - 1))
+
+
+def test_deepfm_without_side_or_dense_fields_still_runs():
+    model = DeepFM([5, 6], [], 0)
+    out = model(torch.tensor([[1.0, 2.0], [4.0, 5.0]]))
+    assert out.shape == (2,)
+
+
+def test_deepfm_overfits_one_small_batch():
+    torch.manual_seed(0)
+    meta = small_meta()
+    model = DeepFM.from_meta(meta)
+    x = random_rows(meta, 128, seed=1)
+    y = torch.randint(0, 2, (128,), generator=torch.Generator().manual_seed(2)).float()
+    opt = torch.optim.Adam(model.parameters(), lr=0.05)
+    loss_fn = torch.nn.BCEWithLogitsLoss()
+    first = loss_fn(model(x), y).item()
+    for _ in range(300):
+        opt.zero_grad()
+        loss = loss_fn(model(x), y)
+        loss.backward()
+        opt.step()
+    assert loss.item() < 0.2 * first, (first, loss.item())
+
+
+@pytest.mark.parametrize("name", ["mf", "deepfm"])
+def test_checkpoint_round_trip_gives_identical_outputs(tmp_path, name):
+    torch.manual_seed(0)
+    meta = small_meta()
+    if name == "mf":
+        model, x = MatrixFactorization(30, 40), random_rows(meta, 32)[:, :2].long()
+    else:
+        model, x = DeepFM.from_meta(meta, mlp_dims=(4,)), random_rows(meta, 32)
+    # move batch-norm running stats away from their init so they must be saved too
+    model.train()
+    model(x)
+    model.eval()
+    path = tmp_path / "ckpt" / f"{name}.pt"
+    save_checkpoint(path, model, name, model.hparams, config={"lr": 1e-3, "dims": (4,)}, extra={"val_auc": 0.8})
+    assert [p.name for p in path.parent.iterdir()] == [path.name]  # no temp file left behind
+    loaded, ckpt = load_checkpoint(path)
+    assert type(loaded) is type(model) and not loaded.training
+    assert ckpt["model_name"] == name and ckpt["config"] == {"lr": 1e-3, "dims": [4]} and ckpt["extra"]["val_auc"] == 0.8
+    torch.testing.assert_close(loaded(x), model(x), rtol=0, atol=0)
+
+
+def test_checkpoint_rejects_non_plain_config(tmp_path):
+    model = MatrixFactorization(3, 3)
+    with pytest.raises(TypeError, match="config.obj"):
+        save_checkpoint(tmp_path / "m.pt", model, "mf", model.hparams, config={"obj": object()})
+
+
+def test_missing_checkpoint_names_file_and_fix(tmp_path):
+    path = tmp_path / "nope.pt"
+    with pytest.raises(CheckpointError, match="re-run the training script") as err:
+        load_checkpoint(path)
+    assert str(path) in str(err.value)
+
+
+def test_corrupt_checkpoint_is_a_named_error(tmp_path):
+    path = tmp_path / "bad.pt"
+    path.write_bytes(b"not a checkpoint at all")
+    with pytest.raises(CheckpointError, match="re-run the training script"):
+        load_checkpoint(path)
+
+
+def test_checkpoint_with_mismatched_args_is_a_named_error(tmp_path):
+    model = MatrixFactorization(5, 5)
+    path = tmp_path / "m.pt"
+    save_checkpoint(path, model, "mf", {"n_users": 6, "n_items": 5, "embed_dim": 16})
+    with pytest.raises(CheckpointError, match="does not match"):
+        load_checkpoint(path)
+
+
+def test_with_sigmoid_keeps_the_wrapped_models_mode():
+    model = DeepFM.from_meta(small_meta()).eval()
+    assert not WithSigmoid(model).training
+    assert WithSigmoid(model.train()).training
+
+
+def test_deepfm_exports_to_onnx_with_dynamic_batch(tmp_path):
+    ort = pytest.importorskip("onnxruntime")
+    torch.manual_seed(0)
+    meta = small_meta()
+    model = DeepFM.from_meta(meta)
+    x = random_rows(meta, 16)
+    model.train()
+    model(x)  # non-trivial batch-norm running stats
+    wrapped = WithSigmoid(model.eval())
+    path = tmp_path / "deepfm.onnx"
+    torch.onnx.export(
+        wrapped, (x,), str(path), input_names=["ml_input"], output_names=["probability"],
+        dynamic_axes={"ml_input": {0: "batch"}, "probability": {0: "batch"}}, dynamo=False, opset_version=17,
+    )
+    session = ort.InferenceSession(str(path))
+    for rows in (1, 7):
+        batch = random_rows(meta, rows, seed=rows)
+        out = session.run(None, {"ml_input": batch.numpy()})[0]
+        assert out.shape == (rows, 1)
+        np.testing.assert_allclose(out, wrapped(batch).detach().numpy(), rtol=1e-5, atol=1e-6)
