@@ -13,7 +13,7 @@ SERVER_PORT ?= $(or $(MLREC_SERVER_PORT),5000)
 SERVER_DIR := .runtime/server
 USERID ?= 1
 
-.PHONY: help venv data offline load demo test test-unit services-up services-down services-status \
+.PHONY: help venv data offline load demo test test-unit lint services-up services-down services-status \
 	server-up server-down serve client eval bench bench-online clean
 
 help:  ## list targets
@@ -73,6 +73,11 @@ client: venv  ## print the top 50 for USERID from the running server
 
 test: venv  ## all tests: unit + integration against the real services (started once per session)
 	$(BIN)/pytest
+
+lint: venv  ## ruff (lint + format check) and mypy on src/; CI runs it before the tests
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 test-unit: venv  ## fast unit tests only
 	$(BIN)/pytest -m "not integration"

@@ -9,6 +9,7 @@ Run:  python benchmarks/bench_offline.py                      # 1M with models, 
 Targets (issue #2): split + terms + features <= 10 s and <= 1.5 GiB at 1M, <= 2 min at 10M;
 the whole offline pipeline incl. both models <= 3 min at 1M.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -42,8 +43,14 @@ CORE = ("split", "terms", "features")
 def run_step(script: str, args: list[str], env: dict) -> tuple[float, float]:
     """Run one script; return (seconds, peak RSS MiB) of that process alone."""
     start = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, str(REPO_ROOT / script), *args], env=env, cwd=REPO_ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, str(REPO_ROOT / script), *args],
+        env=env,
+        cwd=REPO_ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     out = proc.stdout.read()
     _, status, usage = os.wait4(proc.pid, 0)
     seconds = time.perf_counter() - start
@@ -57,10 +64,11 @@ def run_step(script: str, args: list[str], env: dict) -> tuple[float, float]:
 def baseline(data_dir: Path) -> dict:
     """Time the seed-style split and PIT loop on the same data; check they match ours."""
     import seed_baseline  # beside this script
+
     from mlrec.core.constants import ISTEST, N_GENRES
+    from mlrec.core.paths import Paths
     from mlrec.data import active_raw_dir
     from mlrec.data.movielens import load_movies, load_ratings
-    from mlrec.core.paths import Paths
     from mlrec.offline.pit import COUNT_COLUMNS, item_genre_lists, item_genre_matrix
 
     paths = Paths(data_dir)
@@ -103,8 +111,13 @@ def _bench_in(data_dir: Path, n: int, with_models: bool, with_baseline: bool) ->
         results[name] = {"seconds": s, "peak_mib": mb}
     if with_baseline:  # its own process, so its memory never counts toward a step's peak
         print("  timing the seed-style baseline (row-wise split, per-event deepcopy PIT)...")
-        out = subprocess.run([sys.executable, __file__, "--baseline-only", str(data_dir)], env=env,
-                             capture_output=True, text=True, check=True).stdout
+        out = subprocess.run(
+            [sys.executable, __file__, "--baseline-only", str(data_dir)],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
         for name, s in json.loads(out.splitlines()[-1]).items():
             results[name]["seed_seconds"] = s
     return results

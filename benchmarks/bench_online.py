@@ -15,6 +15,7 @@ Run:  python benchmarks/bench_online.py                                   # serv
       python benchmarks/bench_online.py --concurrency 1 4 16 --requests 1000 --max-seconds 30
 Targets (issue #5): p50 <= 15 ms and p99 <= 40 ms at concurrency 1; >= 150 req/s at 16, no errors.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -113,8 +114,9 @@ class Client:
             self.conn.close()
 
 
-def run_level(label: str, url: str, users: np.ndarray, concurrency: int, n_requests: int,
-              max_seconds: float, timeout_s: float) -> LevelResult:
+def run_level(
+    label: str, url: str, users: np.ndarray, concurrency: int, n_requests: int, max_seconds: float, timeout_s: float
+) -> LevelResult:
     """``n_requests`` requests (or until ``max_seconds``) from ``concurrency`` threads, users round-robin."""
     lock = threading.Lock()
     counter = iter(range(n_requests))
@@ -151,19 +153,37 @@ def run_level(label: str, url: str, users: np.ndarray, concurrency: int, n_reque
     arr = np.asarray(lat) if lat else np.asarray([np.nan])
     p50, p95, p99 = np.percentile(arr, [50, 95, 99])
     stages = {s: round(float(np.mean([t.get(s, 0.0) for t in timings])), 2) for s in STAGES} if timings else {}
-    return LevelResult(label=label, concurrency=concurrency, requests=len(lat), errors=len(errors),
-                       seconds=round(seconds, 2), rps=round(len(lat) / seconds, 1), p50_ms=round(float(p50), 2),
-                       p95_ms=round(float(p95), 2), p99_ms=round(float(p99), 2), mean_ms=round(float(arr.mean()), 2),
-                       stages_ms=stages, error_samples=sorted(set(errors))[:5])
+    return LevelResult(
+        label=label,
+        concurrency=concurrency,
+        requests=len(lat),
+        errors=len(errors),
+        seconds=round(seconds, 2),
+        rps=round(len(lat) / seconds, 1),
+        p50_ms=round(float(p50), 2),
+        p95_ms=round(float(p95), 2),
+        p99_ms=round(float(p99), 2),
+        mean_ms=round(float(arr.mean()), 2),
+        stages_ms=stages,
+        error_samples=sorted(set(errors))[:5],
+    )
 
 
 def markdown(results: list[LevelResult]) -> str:
-    head = ["server", "conc", "requests", "errors", "rps", "p50 ms", "p95 ms", "p99 ms",
-            *[f"{s} ms" for s in STAGES]]
+    head = ["server", "conc", "requests", "errors", "rps", "p50 ms", "p95 ms", "p99 ms", *[f"{s} ms" for s in STAGES]]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in results:
-        row = [r.label, r.concurrency, r.requests, r.errors, r.rps, r.p50_ms, r.p95_ms, r.p99_ms,
-               *[r.stages_ms.get(s, "") for s in STAGES]]
+        row = [
+            r.label,
+            r.concurrency,
+            r.requests,
+            r.errors,
+            r.rps,
+            r.p50_ms,
+            r.p95_ms,
+            r.p99_ms,
+            *[r.stages_ms.get(s, "") for s in STAGES],
+        ]
         lines.append("| " + " | ".join(str(v) for v in row) + " |")
     return "\n".join(lines)
 
@@ -178,8 +198,7 @@ def check_targets(results: list[LevelResult]) -> dict[str, dict]:
             got["c1_p50_ms"] = {"value": by_c[1].p50_ms, "met": by_c[1].p50_ms <= TARGETS["c1_p50_ms"]}
             got["c1_p99_ms"] = {"value": by_c[1].p99_ms, "met": by_c[1].p99_ms <= TARGETS["c1_p99_ms"]}
         if 16 in by_c:
-            got["c16_rps"] = {"value": by_c[16].rps,
-                              "met": by_c[16].rps >= TARGETS["c16_rps"] and by_c[16].errors == 0}
+            got["c16_rps"] = {"value": by_c[16].rps, "met": by_c[16].rps >= TARGETS["c16_rps"] and by_c[16].errors == 0}
         out[label] = got
     return out
 
@@ -204,18 +223,27 @@ def parse_urls(values: list[str] | None, default: str) -> list[tuple[str, str]]:
 def main() -> None:
     settings, paths = Settings.from_env(), Paths.from_env()
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--url", action="append", help="[label=]url of a running server; repeat to compare "
-                        f"(default {settings.server_url})")
+    parser.add_argument(
+        "--url",
+        action="append",
+        help=f"[label=]url of a running server; repeat to compare (default {settings.server_url})",
+    )
     parser.add_argument("--users", type=int, default=200, help="size of the seeded user sample")
     parser.add_argument("--seed", type=int, default=123)
     parser.add_argument("--requests", type=int, default=1000, help="requests per server and concurrency level")
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 4, 16])
     parser.add_argument("--max-seconds", type=float, default=30.0, help="cap per server and level")
-    parser.add_argument("--warmup", type=int, default=3000,
-                        help="requests per server before measuring (Elasticsearch's JVM needs a few thousand to warm up)")
+    parser.add_argument(
+        "--warmup",
+        type=int,
+        default=3000,
+        help="requests per server before measuring (Elasticsearch's JVM needs a few thousand to warm up)",
+    )
     parser.add_argument("--timeout", type=float, default=10.0, help="client timeout per request (s)")
     parser.add_argument("--note", default="", help="free text stored in the JSON (what the servers run)")
-    parser.add_argument("--out", type=Path, default=None, help="JSON path (default docs/results/latency_<dataset>.json)")
+    parser.add_argument(
+        "--out", type=Path, default=None, help="JSON path (default docs/results/latency_<dataset>.json)"
+    )
     args = parser.parse_args()
 
     servers = parse_urls(args.url, settings.server_url)
@@ -223,14 +251,19 @@ def main() -> None:
     for label, url in servers:
         warm = run_level(label, url, users, 4, args.warmup, args.max_seconds, args.timeout)
         if warm.errors == warm.requests:
-            raise BenchError(f"{url}: every warm-up request failed ({warm.error_samples[:1]}); start the server "
-                             "with `python online/main/s1_server.py`")
+            raise BenchError(
+                f"{url}: every warm-up request failed ({warm.error_samples[:1]}); start the server "
+                "with `python online/main/s1_server.py`"
+            )
     results = []
     for c in args.concurrency:
         for label, url in servers:
             r = run_level(label, url, users, c, args.requests, args.max_seconds, args.timeout)
-            print(f"[bench_online] server={label} concurrency={c} requests={r.requests} errors={r.errors} "
-                  f"rps={r.rps} p50_ms={r.p50_ms} p99_ms={r.p99_ms}", flush=True)
+            print(
+                f"[bench_online] server={label} concurrency={c} requests={r.requests} errors={r.errors} "
+                f"rps={r.rps} p50_ms={r.p50_ms} p99_ms={r.p99_ms}",
+                flush=True,
+            )
             results.append(r)
     print()
     print(markdown(results))
@@ -238,13 +271,27 @@ def main() -> None:
     dataset = dataset_name(paths)
     out = args.out or RESULTS_DIR / f"latency_{dataset}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({
-        "dataset": dataset, "when": time.strftime("%Y-%m-%dT%H:%M:%S"), "note": args.note,
-        "servers": dict(servers), "users": len(users), "seed": args.seed, "warmup": args.warmup,
-        "targets": TARGETS, "target_check": targets, "results": [asdict(r) for r in results],
-    }, indent=2))
-    print(f"\n[bench_online] dataset={dataset} servers={len(servers)} levels={len(args.concurrency)} "
-          f"out={out.relative_to(REPO_ROOT) if out.is_relative_to(REPO_ROOT) else out}")
+    out.write_text(
+        json.dumps(
+            {
+                "dataset": dataset,
+                "when": time.strftime("%Y-%m-%dT%H:%M:%S"),
+                "note": args.note,
+                "servers": dict(servers),
+                "users": len(users),
+                "seed": args.seed,
+                "warmup": args.warmup,
+                "targets": TARGETS,
+                "target_check": targets,
+                "results": [asdict(r) for r in results],
+            },
+            indent=2,
+        )
+    )
+    print(
+        f"\n[bench_online] dataset={dataset} servers={len(servers)} levels={len(args.concurrency)} "
+        f"out={out.relative_to(REPO_ROOT) if out.is_relative_to(REPO_ROOT) else out}"
+    )
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ Not used by the pipeline. ``split`` applies the split rule with a row-wise ``Dat
 patterns the seed used. Both produce the same numbers as :mod:`mlrec.offline.split` / :mod:`mlrec.offline.pit`
 (the benchmark checks that too), so the timing comparison is like for like.
 """
+
 from __future__ import annotations
 
 import copy
@@ -13,7 +14,7 @@ from collections import deque
 import numpy as np
 import pandas as pd
 
-from mlrec.core.constants import ITEMID, LABEL, ONLINE_LAST_N, OFFLINE_TEST_RATIO, PIT_WINDOW, RATING, TS, USERID
+from mlrec.core.constants import ITEMID, LABEL, OFFLINE_TEST_RATIO, ONLINE_LAST_N, PIT_WINDOW, RATING, TS, USERID
 
 
 def split(ratings: pd.DataFrame) -> pd.Series:

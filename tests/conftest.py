@@ -9,34 +9,35 @@ at the end, stops only what it started itself, so a developer's running stack is
 Tests must not clobber the demo's data: unique index names, key prefixes, model names and a temp
 feature repository.
 """
+
 from __future__ import annotations
 
 import dataclasses
 import shutil
 import socket
 import uuid
-from typing import Iterator
+from collections.abc import Iterator
 
 import numpy as np
 import pytest
 import redis
 
+from mlrec.core.paths import Paths
+from mlrec.core.settings import Settings
+from mlrec.data import prepare_dataset, write_marker
 from mlrec.loaders.es_items import load_es
 from mlrec.loaders.feast_features import load_feast
 from mlrec.loaders.parity import check_parity
 from mlrec.loaders.redis_users import load_redis
 from mlrec.loaders.triton_model import load_triton
-from mlrec.online import es_index
 from mlrec.offline import pipeline
-from mlrec.data import prepare_dataset, write_marker
+from mlrec.offline.train import TrainConfig
+from mlrec.online import es_index
 from mlrec.online.app import create_app
-from mlrec.core.paths import Paths
 from mlrec_runtime import FEATURE_REPO, down, runtime, up
 from mlrec_runtime.feast_server import FeastServer
 from mlrec_runtime.manager import start_service, wait_service
 from mlrec_runtime.triton_server import docker_model_repository, native_model_repository
-from mlrec.core.settings import Settings
-from mlrec.offline.train import TrainConfig
 
 
 @pytest.fixture(scope="session")
@@ -94,8 +95,9 @@ def chain(services, tmp_path_factory):
         "rank": pipeline.run_rank_train(paths, cfg),
     }
     tag = f"e2e{np.random.default_rng().integers(1e9)}"
-    settings = dataclasses.replace(services, redis_db=1, es_index=f"mlrec_{tag}", triton_model=f"ml_rec_{tag}",
-                                   feast_port=_free_port())
+    settings = dataclasses.replace(
+        services, redis_db=1, es_index=f"mlrec_{tag}", triton_model=f"ml_rec_{tag}", feast_port=_free_port()
+    )
     feast = FeastServer(settings, paths, repo_dir=FEATURE_REPO, port=settings.feast_port, name=f"feast-{tag}")
     serving_root = Paths.from_env().triton_dir  # the repositories the running Triton serves
     r = redis.Redis(host=settings.host, port=settings.redis_port, db=settings.redis_db)

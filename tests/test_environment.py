@@ -1,4 +1,5 @@
 """environment.yml (conda) and pyproject.toml (pip) must declare the same pinned dependencies."""
+
 import tomllib
 
 import yaml

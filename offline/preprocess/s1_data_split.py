@@ -6,6 +6,7 @@ Writes data_exchange_center/offline/common/offline_imp.parquet  (train istest=0,
 Run:   python offline/preprocess/s1_data_split.py
 ML-1M: ratings=1000209 positives=575281 negatives=424928 online=60400 train=754233 test=185576
 """
+
 import argparse
 
 from mlrec.core.cli import run

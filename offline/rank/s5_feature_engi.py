@@ -7,6 +7,7 @@ Writes offline/rank/{train,test}.parquet                       model inputs in f
 Run:   python offline/rank/s5_feature_engi.py
 ML-1M: features=59 (sparse_id=2 sparse_side=21 dense=36)
 """
+
 import argparse
 
 from mlrec.core.cli import run

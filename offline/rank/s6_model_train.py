@@ -7,6 +7,7 @@ Writes offline/rank/deepfm.pt   checkpoint (state_dict + constructor args + conf
 Run:   python offline/rank/s6_model_train.py [--epochs 100 --batch_size 4096 ...]
 Seed on ML-1M: test AUC 0.8206.
 """
+
 import argparse
 
 from mlrec.core.cli import add_config_args, config_from_args, run

@@ -8,6 +8,7 @@ Writes offline_to_online/recall/{user,item}_vector.npy  float32 [max_id + 1, 16]
 Run:   python offline/recall/s4_vector_recall.py [--epochs 50 --lr 0.004 ...]
 Seed on ML-1M: test AUC 0.8081.
 """
+
 import argparse
 
 from mlrec.core.cli import add_config_args, config_from_args, run

@@ -7,12 +7,13 @@ Writes online/feast/{user,item}_features.parquet, the Feast registry and online 
 Check  the running feature server returns the offline values (prints the curl that does the same)
 Run:   python offline_to_online/rank/s3_feature_to_feast.py
 """
+
 import argparse
 
 from mlrec.core.cli import run
-from mlrec.loaders.feast_features import load_feast
 from mlrec.core.paths import Paths
 from mlrec.core.settings import Settings
+from mlrec.loaders.feast_features import load_feast
 
 if __name__ == "__main__":
     run(lambda args: load_feast(Paths.from_env(), Settings.from_env()), argparse.ArgumentParser(description=__doc__))

@@ -4,12 +4,13 @@ any feature or score differs by more than the tolerance (1e-5).
 
 Run:   python offline_to_online/rank/s5_check_offline_and_online.py [--users 20 --items 60]
 """
+
 import argparse
 
 from mlrec.core.cli import run
-from mlrec.loaders.parity import check_parity
 from mlrec.core.paths import Paths
 from mlrec.core.settings import Settings
+from mlrec.loaders.parity import check_parity
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -6,16 +6,17 @@ Run (services loaded and `python online/main/s1_server.py` running):
 Writes <out>/quality_<dataset>.json and .png, prints the table and a one-line summary.
 Protocol: time-ordered split, last 10 events held out (positives: rating > 3), full catalogue, seen items removed.
 """
+
 import argparse
 from pathlib import Path
 
 from mlrec.core.cli import run
 from mlrec.core.constants import RESPONSE_SIZE
-from mlrec.evaluation.quality import evaluate_quality
-from mlrec.evaluation.report import format_table, output_paths, plot_recall_curves, write_json
 from mlrec.core.log import summary
 from mlrec.core.paths import REPO_ROOT, Paths
 from mlrec.core.settings import Settings
+from mlrec.evaluation.quality import evaluate_quality
+from mlrec.evaluation.report import format_table, output_paths, plot_recall_curves, write_json
 
 
 def main(args: argparse.Namespace) -> None:
@@ -26,13 +27,22 @@ def main(args: argparse.Namespace) -> None:
     plot_recall_curves(report, png_path)
     print(format_table(report))
     system, k = report.method("system").metrics, args.k
-    summary("eval_quality", paths.metrics, dataset=report.dataset, users=report.users["evaluated"],
-            skipped=report.users["skipped_no_positive"], **{f"recall@{k}": system[f"recall@{k}"],
-                                                             f"ndcg@{k}": system[f"ndcg@{k}"]},
-            mf_recall=report.method("mf").metrics[f"recall@{k}"],
-            popular_recall=report.method("popular").metrics[f"recall@{k}"],
-            seconds=report.timing["total_seconds"], json=str(json_path), png=str(png_path),
-            users_detail=report.users, stages=report.stages, timing=report.timing)
+    summary(
+        "eval_quality",
+        paths.metrics,
+        dataset=report.dataset,
+        users=report.users["evaluated"],
+        skipped=report.users["skipped_no_positive"],
+        **{f"recall@{k}": system[f"recall@{k}"], f"ndcg@{k}": system[f"ndcg@{k}"]},
+        mf_recall=report.method("mf").metrics[f"recall@{k}"],
+        popular_recall=report.method("popular").metrics[f"recall@{k}"],
+        seconds=report.timing["total_seconds"],
+        json=str(json_path),
+        png=str(png_path),
+        users_detail=report.users,
+        stages=report.stages,
+        timing=report.timing,
+    )
 
 
 if __name__ == "__main__":

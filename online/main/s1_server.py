@@ -6,6 +6,7 @@ Run:   python online/main/s1_server.py                 # gunicorn, 2 workers x 4
 Then:  curl -s -X POST http://127.0.0.1:5000/ml/rec -H 'Content-Type: application/json' -d '{"userid": 1}'
 Port from $MLREC_SERVER_PORT (default 5000); every service address from mlrec.core.settings.
 """
+
 import argparse
 import os
 import shutil
@@ -33,5 +34,18 @@ if __name__ == "__main__":
         prom_dir.mkdir(parents=True)
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(prom_dir)
         gunicorn = os.path.join(os.path.dirname(sys.executable), "gunicorn")
-        os.execv(gunicorn, [gunicorn, "-w", str(args.workers), "--threads", str(args.threads),
-                            "-b", f"{args.host}:{args.port}", "--timeout", "30", "mlrec.online.app:create_app()"])
+        os.execv(
+            gunicorn,
+            [
+                gunicorn,
+                "-w",
+                str(args.workers),
+                "--threads",
+                str(args.threads),
+                "-b",
+                f"{args.host}:{args.port}",
+                "--timeout",
+                "30",
+                "mlrec.online.app:create_app()",
+            ],
+        )

@@ -4,6 +4,7 @@ Run:   python online/main/s2_client.py 1            # top 50 for user 1
        python online/main/s2_client.py 1 --size 10 --url http://127.0.0.1:5000
 Same as: curl -s -X POST http://127.0.0.1:5000/ml/rec -H 'Content-Type: application/json' -d '{"userid": 1}'
 """
+
 import argparse
 import sys
 

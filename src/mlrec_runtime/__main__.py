@@ -1,4 +1,5 @@
 """``python -m mlrec_runtime up|down|status [names...]`` (what ``make services-*`` call)."""
+
 from __future__ import annotations
 
 import argparse
@@ -12,8 +13,9 @@ from mlrec_runtime.runtime import ServiceError
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m mlrec_runtime", description=__doc__)
     parser.add_argument("command", choices=["up", "down", "status"])
-    parser.add_argument("names", nargs="*", metavar="name",
-                        help=f"services to act on (default: all of {', '.join(SERVICE_NAMES)})")
+    parser.add_argument(
+        "names", nargs="*", metavar="name", help=f"services to act on (default: all of {', '.join(SERVICE_NAMES)})"
+    )
     args = parser.parse_args(argv)
     unknown = sorted(set(args.names) - set(SERVICE_NAMES))
     if unknown:

@@ -4,6 +4,7 @@ A :class:`Service` knows how to install itself (once), prepare its config, descr
 and answer a health probe. The manager (``mlrec_runtime.manager``) does the rest: idempotent
 ``up``, ``down`` of only what we started, and ``status``.
 """
+
 from __future__ import annotations
 
 import json
@@ -16,8 +17,8 @@ from abc import ABC, abstractmethod
 from pathlib import Path
 
 from mlrec.core.paths import Paths
-from mlrec_runtime.runtime import InstallError, ProcessSpec, run_checked
 from mlrec.core.settings import Settings
+from mlrec_runtime.runtime import InstallError, ProcessSpec, run_checked
 
 
 def progress(name: str, message: str) -> None:
@@ -81,8 +82,9 @@ def ensure_venv(name: str, venv: Path, requirements: list[str]) -> Path:
     progress(name, f"creating venv {venv} with {' '.join(requirements)} (first time, about a minute)")
     if not python.exists():
         run_checked([sys.executable, "-m", "venv", str(venv)], f"{name} venv")
-    run_checked([str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check", *requirements],
-                f"{name} pip install")
+    run_checked(
+        [str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check", *requirements], f"{name} pip install"
+    )
     (venv / ".mlrec-requirements.json").write_text(json.dumps(requirements))
     return python
 

@@ -10,6 +10,7 @@ Painless scripting and no ``analysis-common`` analyzers. See docs/services.md.
 
 Elasticsearch refuses to run as root, so as root we run it as the system user ``mlrec-es``.
 """
+
 from __future__ import annotations
 
 import os
@@ -39,14 +40,17 @@ def java_home() -> Path:
     else:
         java = shutil.which("java")
         if java is None:
-            raise InstallError(f"elasticsearch: no `java` on PATH; install Java {MIN_JAVA}+ "
-                               "(apt-get install openjdk-17-jre-headless) or set ES_JAVA_HOME")
+            raise InstallError(
+                f"elasticsearch: no `java` on PATH; install Java {MIN_JAVA}+ "
+                "(apt-get install openjdk-17-jre-headless) or set ES_JAVA_HOME"
+            )
         home = Path(java).resolve().parents[1]
     out = subprocess.run([str(home / "bin" / "java"), "-version"], capture_output=True, text=True).stderr
     match = re.search(r'version "(\d+)', out)
     if not match or int(match.group(1)) < MIN_JAVA:
-        raise InstallError(f"elasticsearch: {home} is not Java {MIN_JAVA}+ ({out.strip()!r}); "
-                           "set ES_JAVA_HOME to a Java 17+ home")
+        raise InstallError(
+            f"elasticsearch: {home} is not Java {MIN_JAVA}+ ({out.strip()!r}); set ES_JAVA_HOME to a Java 17+ home"
+        )
     return home
 
 
@@ -87,9 +91,18 @@ class ElasticsearchServer(Service):
         if not zip_path.is_file():
             progress(self.name, f"mvn dependency:copy {ES_ARTIFACT} (~100 MB, cached in ~/.m2)")
             self.download_dir.mkdir(parents=True, exist_ok=True)
-            run_checked(["mvn", "-B", "-q", "dependency:copy", f"-Dartifact={ES_ARTIFACT}",
-                         f"-DoutputDirectory={self.download_dir}"], "elasticsearch download",
-                        cwd=self.download_dir)  # a folder without pom.xml: mvn runs the goal standalone
+            run_checked(
+                [
+                    "mvn",
+                    "-B",
+                    "-q",
+                    "dependency:copy",
+                    f"-Dartifact={ES_ARTIFACT}",
+                    f"-DoutputDirectory={self.download_dir}",
+                ],
+                "elasticsearch download",
+                cwd=self.download_dir,
+            )  # a folder without pom.xml: mvn runs the goal standalone
         progress(self.name, f"unpacking {zip_path.name}")
         self.dir.mkdir(parents=True, exist_ok=True)
         shutil.rmtree(self.home, ignore_errors=True)
@@ -130,8 +143,15 @@ class ElasticsearchServer(Service):
     def _keystore(self, *args: str, stdin: str | None = None) -> None:
         env = {**os.environ, "ES_PATH_CONF": str(self.conf_dir), "ES_JAVA_HOME": str(java_home())}
         user = ES_USER if os.geteuid() == 0 else None  # the keystore must stay owned by the server's user
-        proc = subprocess.run([str(self.home / "bin" / "elasticsearch-keystore"), *args], input=stdin, env=env,
-                              capture_output=True, text=True, user=user, group=user)
+        proc = subprocess.run(
+            [str(self.home / "bin" / "elasticsearch-keystore"), *args],
+            input=stdin,
+            env=env,
+            capture_output=True,
+            text=True,
+            user=user,
+            group=user,
+        )
         if proc.returncode != 0:
             raise InstallError(f"elasticsearch: elasticsearch-keystore {args[0]} failed:\n{proc.stdout}{proc.stderr}")
 
@@ -145,8 +165,10 @@ class ElasticsearchServer(Service):
         try:
             pw = pwd.getpwnam(ES_USER)
         except KeyError:
-            run_checked(["useradd", "--system", "--user-group", "--no-create-home",
-                         "--shell", "/usr/sbin/nologin", ES_USER], "elasticsearch user")
+            run_checked(
+                ["useradd", "--system", "--user-group", "--no-create-home", "--shell", "/usr/sbin/nologin", ES_USER],
+                "elasticsearch user",
+            )
             pw = pwd.getpwnam(ES_USER)
         for root, dirs, files in os.walk(self.dir):
             for name in (*dirs, *files):
@@ -170,8 +192,15 @@ class ElasticsearchServer(Service):
             "ES_TMPDIR": str(self.dir / "tmp"),
             "ES_JAVA_OPTS": f"-Xms{ES_HEAP} -Xmx{ES_HEAP}",
         }
-        return ProcessSpec(self.name, [str(self.home / "bin" / "elasticsearch")], self.log_path, self.pid_path,
-                           env=env, cwd=self.home, user=ES_USER if os.geteuid() == 0 else None)
+        return ProcessSpec(
+            self.name,
+            [str(self.home / "bin" / "elasticsearch")],
+            self.log_path,
+            self.pid_path,
+            env=env,
+            cwd=self.home,
+            user=ES_USER if os.geteuid() == 0 else None,
+        )
 
     def _health(self) -> dict | None:
         return http_get_json(f"{self.settings.es_url}/_cluster/health", auth=es_auth(self.settings.es_password))
@@ -181,8 +210,9 @@ class ElasticsearchServer(Service):
         return bool(health) and health.get("status") in ("green", "yellow")
 
     def version(self) -> str | None:
-        nodes = http_get_json(f"{self.settings.es_url}/_nodes/_local?filter_path=nodes.*.version",
-                              auth=es_auth(self.settings.es_password))
+        nodes = http_get_json(
+            f"{self.settings.es_url}/_nodes/_local?filter_path=nodes.*.version", auth=es_auth(self.settings.es_password)
+        )
         if not nodes or not nodes.get("nodes"):
             return None
         return next(iter(nodes["nodes"].values()))["version"]

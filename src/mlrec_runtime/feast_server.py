@@ -11,19 +11,20 @@ The server re-reads the registry every :data:`REGISTRY_TTL_S` seconds, so a load
 is served after at most that long without a restart; ``mlrec_runtime.restart(["feast"])``
 makes it immediate.
 """
+
 from __future__ import annotations
 
 import os
 import subprocess
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import yaml
 
 from mlrec.core.paths import REPO_ROOT, Paths
+from mlrec.core.settings import Settings, read_env_file
 from mlrec_runtime.base import Service, ensure_venv, http_get_json, venv_ready
 from mlrec_runtime.runtime import ProcessSpec, ServiceError
-from mlrec.core.settings import Settings, read_env_file
 
 FEAST_VERSION = "0.67.0"
 FEAST_REQUIREMENTS = [f"feast[redis]=={FEAST_VERSION}"]
@@ -77,8 +78,13 @@ def feast_env(settings: Settings, paths: Paths) -> dict[str, str]:
     }
 
 
-def run_feast(args: Sequence[str], repo_dir: Path = FEATURE_REPO, settings: Settings | None = None,
-              paths: Paths | None = None, timeout_s: float = CLI_TIMEOUT_S) -> subprocess.CompletedProcess:
+def run_feast(
+    args: Sequence[str],
+    repo_dir: Path = FEATURE_REPO,
+    settings: Settings | None = None,
+    paths: Paths | None = None,
+    timeout_s: float = CLI_TIMEOUT_S,
+) -> subprocess.CompletedProcess:
     """Run ``feast <args>`` (e.g. ``["apply"]``, ``["materialize-incremental", ts]``) on ``repo_dir``.
 
     Uses the feast venv and the data dir of ``paths``; raises :class:`FeastCommandError` with the
@@ -91,8 +97,15 @@ def run_feast(args: Sequence[str], repo_dir: Path = FEATURE_REPO, settings: Sett
         raise FeastCommandError(f"{binary} is missing: run `make services-up` (it installs feast {FEAST_VERSION})")
     paths.feast_dir.mkdir(parents=True, exist_ok=True)
     argv = [str(binary), "-c", str(repo_dir), "-f", str(feature_store_yaml(repo_dir)), *args]
-    proc = subprocess.run(argv, env={**os.environ, **feast_env(settings, paths)}, cwd=repo_dir,
-                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=timeout_s)
+    proc = subprocess.run(
+        argv,
+        env={**os.environ, **feast_env(settings, paths)},
+        cwd=repo_dir,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        timeout=timeout_s,
+    )
     if proc.returncode != 0:
         raise FeastCommandError(f"`{' '.join(argv)}` exited with {proc.returncode}:\n{proc.stdout[-4000:]}")
     return proc
@@ -114,8 +127,14 @@ class FeastServer(Service):
     name = "feast"
     start_timeout_s = 90.0
 
-    def __init__(self, settings: Settings, paths: Paths | None = None, repo_dir: Path = FEATURE_REPO,
-                 port: int | None = None, name: str = "feast") -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        paths: Paths | None = None,
+        repo_dir: Path = FEATURE_REPO,
+        port: int | None = None,
+        name: str = "feast",
+    ) -> None:
         super().__init__(settings, paths)
         self.repo_dir = repo_dir
         self._port = port
@@ -137,16 +156,31 @@ class FeastServer(Service):
             run_feast(["apply"], self.repo_dir, self.settings, self.paths)
 
     def process(self) -> ProcessSpec:
-        argv = [str(feast_bin(self.settings)), "-c", str(self.repo_dir), "-f", str(feature_store_yaml(self.repo_dir)),
-                "serve", "-h", self.settings.host, "-p", str(self.port), "--no-access-log",
-                "--registry_ttl_sec", str(REGISTRY_TTL_S), "--workers", str(WORKERS),
-                "--max-requests", str(MAX_REQUESTS)]
-        return ProcessSpec(self.name, argv, self.log_path, self.pid_path,
-                           env=feast_env(self.settings, self.paths), cwd=self.repo_dir)
+        argv = [
+            str(feast_bin(self.settings)),
+            "-c",
+            str(self.repo_dir),
+            "-f",
+            str(feature_store_yaml(self.repo_dir)),
+            "serve",
+            "-h",
+            self.settings.host,
+            "-p",
+            str(self.port),
+            "--no-access-log",
+            "--registry_ttl_sec",
+            str(REGISTRY_TTL_S),
+            "--workers",
+            str(WORKERS),
+            "--max-requests",
+            str(MAX_REQUESTS),
+        ]
+        return ProcessSpec(
+            self.name, argv, self.log_path, self.pid_path, env=feast_env(self.settings, self.paths), cwd=self.repo_dir
+        )
 
     def healthy(self) -> bool:
         return http_get_json(f"http://{self.settings.host}:{self.port}/health") is not None
 
     def version(self) -> str | None:
         return FEAST_VERSION if self.healthy() else None
-

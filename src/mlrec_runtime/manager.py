@@ -5,16 +5,18 @@ port already answering health checks for a server we did not start (a ``docker c
 a system Redis) is used as it is and never stopped. ``up`` returns the names it started, so a
 caller (the test fixture) can stop exactly those.
 """
+
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Iterable
 
 from mlrec.core.log import summary
 from mlrec.core.paths import Paths
+from mlrec.core.settings import Settings
 from mlrec_runtime import runtime
 from mlrec_runtime.base import Service, progress
 from mlrec_runtime.elasticsearch_server import ElasticsearchServer
@@ -22,7 +24,6 @@ from mlrec_runtime.feast_server import FeastServer
 from mlrec_runtime.redis_server import RedisServer
 from mlrec_runtime.runtime import ServiceError, StartError
 from mlrec_runtime.triton_server import TritonServer
-from mlrec.core.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -31,8 +32,7 @@ SERVICE_NAMES = ("redis", "elasticsearch", "feast", "triton")
 
 def make_services(settings: Settings, names: Iterable[str] | None = None, paths: Paths | None = None) -> list[Service]:
     """Service objects for ``names`` (all four by default), in start order."""
-    classes = {"redis": RedisServer, "elasticsearch": ElasticsearchServer, "feast": FeastServer,
-               "triton": TritonServer}
+    classes = {"redis": RedisServer, "elasticsearch": ElasticsearchServer, "feast": FeastServer, "triton": TritonServer}
     names = list(names or SERVICE_NAMES)
     unknown = sorted(set(names) - set(classes))
     if unknown:
@@ -62,8 +62,9 @@ def service_status(service: Service) -> ServiceStatus:
         state = "running" if healthy else "starting"
     else:
         state = "external" if healthy else "stopped"
-    return ServiceStatus(service.name, state, service.version() if healthy else None, service.ports, pid,
-                         str(service.log_path))
+    return ServiceStatus(
+        service.name, state, service.version() if healthy else None, service.ports, pid, str(service.log_path)
+    )
 
 
 def start_service(service: Service) -> bool:
@@ -77,9 +78,11 @@ def start_service(service: Service) -> bool:
         progress(service.name, f"already served on port {service.port} by a process we did not start; using it")
         return False
     if runtime.port_open(service.settings.host, service.port):
-        raise StartError(f"{service.name}: port {service.port} on {service.settings.host} is taken by another "
-                         f"program that is not a healthy {service.name}; stop it or choose another port "
-                         f"(see docs/services.md for the MLREC_*_PORT variables)")
+        raise StartError(
+            f"{service.name}: port {service.port} on {service.settings.host} is taken by another "
+            f"program that is not a healthy {service.name}; stop it or choose another port "
+            f"(see docs/services.md for the MLREC_*_PORT variables)"
+        )
     service.dir.mkdir(parents=True, exist_ok=True)
     service.prepare()
     runtime.start(service.process())
@@ -89,8 +92,7 @@ def start_service(service: Service) -> bool:
 def wait_service(service: Service) -> None:
     """Wait until ``service`` answers its health probe; raise :class:`StartError` with its log tail."""
     if runtime.read_pid(service.pid_path) is not None:
-        runtime.wait_healthy(service.name, service.healthy, service.pid_path, service.log_path,
-                             service.start_timeout_s)
+        runtime.wait_healthy(service.name, service.healthy, service.pid_path, service.log_path, service.start_timeout_s)
     elif not service.healthy():
         raise StartError(f"{service.name} is not healthy on port {service.port}; see {service.log_path}")
 
@@ -117,8 +119,13 @@ def up(settings: Settings | None = None, names: Iterable[str] | None = None, pat
         for service in started:  # do not leave half a stack behind
             runtime.stop(service.pid_path)
         raise
-    summary("services-up", None, started=",".join(s.name for s in started) or "none",
-            installed=",".join(s.name for s in missing) or "none", seconds=round(time.perf_counter() - t0, 1))
+    summary(
+        "services-up",
+        None,
+        started=",".join(s.name for s in started) or "none",
+        installed=",".join(s.name for s in missing) or "none",
+        seconds=round(time.perf_counter() - t0, 1),
+    )
     return [s.name for s in started]
 
 
@@ -130,8 +137,9 @@ def down(settings: Settings | None = None, names: Iterable[str] | None = None, p
     return stopped
 
 
-def status(settings: Settings | None = None, names: Iterable[str] | None = None,
-           paths: Paths | None = None) -> list[ServiceStatus]:
+def status(
+    settings: Settings | None = None, names: Iterable[str] | None = None, paths: Paths | None = None
+) -> list[ServiceStatus]:
     settings = settings or Settings.from_env()
     return [service_status(s) for s in make_services(settings, names, paths)]
 

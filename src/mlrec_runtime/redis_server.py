@@ -3,6 +3,7 @@
 Why not the system service: it may be absent, differently configured or owned by someone else;
 our instance lives entirely under ``.runtime/redis`` and stops with ``services-down``.
 """
+
 from __future__ import annotations
 
 import re
@@ -64,8 +65,9 @@ class RedisServer(Service):
         )
 
     def process(self) -> ProcessSpec:
-        return ProcessSpec(self.name, [self.binary or "redis-server", str(self.config_path)],
-                           self.log_path, self.pid_path)
+        return ProcessSpec(
+            self.name, [self.binary or "redis-server", str(self.config_path)], self.log_path, self.pid_path
+        )
 
     def healthy(self) -> bool:
         return redis_ping(self.settings.host, self.port)
@@ -86,4 +88,3 @@ class RedisServer(Service):
             return None
         match = re.search(rb"redis_version:([\w.]+)", text)
         return match.group(1).decode() if match else None
-

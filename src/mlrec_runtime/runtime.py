@@ -5,6 +5,7 @@ after ours died, and ``down`` must never signal something it did not start. Each
 its own session (process group), so stopping it also stops the children it spawned (the
 Elasticsearch launcher's JVM, Triton's Python-backend stubs) and nothing else.
 """
+
 from __future__ import annotations
 
 import json
@@ -14,9 +15,9 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Mapping, Sequence
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +67,7 @@ def _start_ticks(pid: int) -> int | None:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except (FileNotFoundError, ProcessLookupError, PermissionError):
         return None
-    fields = stat[stat.rfind(")") + 2:].split()  # after "pid (comm) "
+    fields = stat[stat.rfind(")") + 2 :].split()  # after "pid (comm) "
     if fields[0] == "Z":  # a zombie has exited; it only waits to be reaped
         return None
     return int(fields[19])
@@ -93,9 +94,16 @@ def start(spec: ProcessSpec) -> int:
         out.write(f"\n=== {time.strftime('%Y-%m-%dT%H:%M:%S')} start: {' '.join(spec.argv)}\n".encode())
         out.flush()
         proc = subprocess.Popen(
-            list(spec.argv), stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-            env=env, cwd=spec.cwd, start_new_session=True,
-            user=spec.user, group=spec.user, extra_groups=[] if spec.user else None,
+            list(spec.argv),
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=spec.cwd,
+            start_new_session=True,
+            user=spec.user,
+            group=spec.user,
+            extra_groups=[] if spec.user else None,
         )
     ticks = _start_ticks(proc.pid)
     spec.pid_path.write_text(json.dumps({"pid": proc.pid, "start_ticks": ticks, "argv": list(spec.argv)}))
@@ -145,7 +153,7 @@ def _group_alive(pgid: int) -> bool:
             stat = (proc / "stat").read_text()
         except (FileNotFoundError, ProcessLookupError, PermissionError):
             continue
-        fields = stat[stat.rfind(")") + 2:].split()
+        fields = stat[stat.rfind(")") + 2 :].split()
         if fields[0] != "Z" and int(fields[2]) == pgid:
             return True
     return False
@@ -181,13 +189,23 @@ def port_open(host: str, port: int, timeout_s: float = 0.5) -> bool:
         return False
 
 
-def run_checked(argv: Sequence[str], what: str, env: Mapping[str, str] | None = None,
-                cwd: Path | None = None, timeout_s: float | None = None) -> subprocess.CompletedProcess:
+def run_checked(
+    argv: Sequence[str],
+    what: str,
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+    timeout_s: float | None = None,
+) -> subprocess.CompletedProcess:
     """Run an install/CLI command; on failure raise :class:`InstallError` with its output."""
     try:
         proc = subprocess.run(
-            list(argv), env={**os.environ, **(env or {})}, cwd=cwd, timeout=timeout_s,
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            list(argv),
+            env={**os.environ, **(env or {})},
+            cwd=cwd,
+            timeout=timeout_s,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
         )
     except FileNotFoundError as exc:
         raise InstallError(f"{what}: command not found: {argv[0]}") from exc

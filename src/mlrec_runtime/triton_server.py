@@ -13,6 +13,7 @@ runs it in *isolated* mode, which ignores ``PYTHONPATH``; the generic ``model.py
 ``PYTHONPATH`` to ``sys.path`` itself before importing numpy<2 and onnxruntime. Models load in explicit mode (all
 existing ones at start), so a loader can ``load_model`` a new version without a restart.
 """
+
 from __future__ import annotations
 
 import re
@@ -70,8 +71,11 @@ class TritonServer(Service):
 
     @property
     def ports(self) -> dict[str, int]:
-        return {"http": self.settings.triton_http_port, "grpc": self.settings.triton_grpc_port,
-                "metrics": self.settings.triton_metrics_port}
+        return {
+            "http": self.settings.triton_http_port,
+            "grpc": self.settings.triton_grpc_port,
+            "metrics": self.settings.triton_metrics_port,
+        }
 
     def is_installed(self) -> bool:
         return venv_ready(self.venv, TRITON_REQUIREMENTS) and (self.backend_dir / "python").is_dir()
@@ -86,8 +90,10 @@ class TritonServer(Service):
         pyver = f"{sys.version_info.major}.{sys.version_info.minor}"
         stub = server_dir / "python_backend_stubs" / pyver / "triton_python_backend_stub"
         if not stub.is_file():
-            raise InstallError(f"triton: nvidia-pytriton {PYTRITON_VERSION} has no Python-backend stub for "
-                               f"Python {pyver} (looked for {stub}); use Python 3.8-3.13")
+            raise InstallError(
+                f"triton: nvidia-pytriton {PYTRITON_VERSION} has no Python-backend stub for "
+                f"Python {pyver} (looked for {stub}); use Python 3.8-3.13"
+            )
         target = self.backend_dir / "python"
         shutil.rmtree(target, ignore_errors=True)
         target.mkdir(parents=True)
@@ -99,8 +105,12 @@ class TritonServer(Service):
 
     def _ensure_libpython(self, stub: Path) -> None:
         """The stub needs the system's shared libpython of our version (Debian ``libpython3.X``)."""
-        out = subprocess.run(["ldd", str(stub)], capture_output=True, text=True,
-                             env={"LD_LIBRARY_PATH": str(self.wheel_dir / "nvidia_pytriton.libs")}).stdout
+        out = subprocess.run(
+            ["ldd", str(stub)],
+            capture_output=True,
+            text=True,
+            env={"LD_LIBRARY_PATH": str(self.wheel_dir / "nvidia_pytriton.libs")},
+        ).stdout
         if re.search(r"libpython\S+ => not found", out):
             apt_install(self.name, [f"libpython{sys.version_info.major}.{sys.version_info.minor}"])
 
@@ -115,9 +125,12 @@ class TritonServer(Service):
             f"--backend-directory={self.backend_dir}",
             "--model-control-mode=explicit",
             "--load-model=*",  # whatever models exist at start; later ones via load_model
-            f"--http-address={s.host}", f"--http-port={s.triton_http_port}",
-            f"--grpc-address={s.host}", f"--grpc-port={s.triton_grpc_port}",
-            f"--metrics-address={s.host}", f"--metrics-port={s.triton_metrics_port}",
+            f"--http-address={s.host}",
+            f"--http-port={s.triton_http_port}",
+            f"--grpc-address={s.host}",
+            f"--grpc-port={s.triton_grpc_port}",
+            f"--metrics-address={s.host}",
+            f"--metrics-port={s.triton_metrics_port}",
             "--allow-gpu-metrics=false",
             "--exit-on-error=false",  # one broken model must not take the server (and the others) down
             # server readiness = the server is up; a model's readiness is asked per model. With the
@@ -125,8 +138,7 @@ class TritonServer(Service):
             "--strict-readiness=false",
             "--log-verbose=0",
         ]
-        env = {"LD_LIBRARY_PATH": str(self.wheel_dir / "nvidia_pytriton.libs"),
-               "PYTHONPATH": str(self.wheel_dir)}
+        env = {"LD_LIBRARY_PATH": str(self.wheel_dir / "nvidia_pytriton.libs"), "PYTHONPATH": str(self.wheel_dir)}
         return ProcessSpec(self.name, argv, self.log_path, self.pid_path, env=env)
 
     def healthy(self) -> bool:

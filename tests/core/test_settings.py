@@ -8,12 +8,20 @@ from mlrec.core.settings import Settings, read_env_file
 
 def test_defaults_are_the_standard_ports():
     s = Settings.from_env({}, env_file=None)
-    assert (s.redis_port, s.es_port, s.feast_port, s.triton_http_port, s.triton_grpc_port) == (6379, 9200, 6566, 8000, 8001)
+    assert (s.redis_port, s.es_port, s.feast_port, s.triton_http_port, s.triton_grpc_port) == (
+        6379,
+        9200,
+        6566,
+        8000,
+        8001,
+    )
     assert s.es_password == "" and "es_password" not in repr(s)
 
 
 def test_environment_overrides_and_types():
-    s = Settings.from_env({"MLREC_REDIS_PORT": "7000", "ELASTIC_PASSWORD": "pw", "MLREC_TIMEOUT_S": "0.5"}, env_file=None)
+    s = Settings.from_env(
+        {"MLREC_REDIS_PORT": "7000", "ELASTIC_PASSWORD": "pw", "MLREC_TIMEOUT_S": "0.5"}, env_file=None
+    )
     assert s.redis_port == 7000 and s.es_password == "pw" and s.timeout_s == 0.5
     assert s.es_url == "http://127.0.0.1:9200" and s.triton_grpc_url == "127.0.0.1:8001"
 

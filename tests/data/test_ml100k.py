@@ -1,4 +1,5 @@
 """ML-100K conversion from RecBole's atomic files: on a tiny fake wheel and on the real PyPI wheel."""
+
 import zipfile
 from pathlib import Path
 
@@ -6,19 +7,37 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlrec.core.constants import AGE, AGE_BUCKETS, GENDER, GENRES, GENRES_MAPPING, ITEMID, OCCUPATION, RATING, TITLE, TS, USERID, ZIPCODE
-from mlrec.data import DataError, load_dataset
-from mlrec.data import ml100k
+from mlrec.core.constants import (
+    AGE,
+    AGE_BUCKETS,
+    GENDER,
+    GENRES,
+    GENRES_MAPPING,
+    ITEMID,
+    OCCUPATION,
+    RATING,
+    TITLE,
+    TS,
+    USERID,
+    ZIPCODE,
+)
 from mlrec.core.paths import DEFAULT_DATA_DIR
+from mlrec.data import DataError, load_dataset, ml100k
 
-INTER = ("user_id:token\titem_id:token\trating:float\ttimestamp:float\n"
-         "1\t1\t3\t881250949\n2\t2\t5.0\t891717742.0\n3\t3\t1\t878887116\n1\t3\t4\t880000000\n")
-ITEM = ("item_id:token\tmovie_title:token_seq\trelease_year:token\tclass:token_seq\n"
-        "1\tToy Story\t1995\tAnimation Children's Comedy\n"
-        "2\tunkonwn\tunkonwn\tunknown\n"
-        "3\tMisérables, Les\t1995\tDrama Musical\n")
-USER = ("user_id:token\tage:token\tgender:token\toccupation:token\tzip_code:token\n"
-        "1\t24\tM\ttechnician\t85711\n2\t17\tF\tstudent\t94043\n3\t56\tM\tlibrarian\tT8H1N\n")
+INTER = (
+    "user_id:token\titem_id:token\trating:float\ttimestamp:float\n"
+    "1\t1\t3\t881250949\n2\t2\t5.0\t891717742.0\n3\t3\t1\t878887116\n1\t3\t4\t880000000\n"
+)
+ITEM = (
+    "item_id:token\tmovie_title:token_seq\trelease_year:token\tclass:token_seq\n"
+    "1\tToy Story\t1995\tAnimation Children's Comedy\n"
+    "2\tunkonwn\tunkonwn\tunknown\n"
+    "3\tMisérables, Les\t1995\tDrama Musical\n"
+)
+USER = (
+    "user_id:token\tage:token\tgender:token\toccupation:token\tzip_code:token\n"
+    "1\t24\tM\ttechnician\t85711\n2\t17\tF\tstudent\t94043\n3\t56\tM\tlibrarian\tT8H1N\n"
+)
 
 
 def fake_wheel(path: Path, **override: str) -> Path:
@@ -44,7 +63,11 @@ def test_fake_wheel_converts_to_canonical_layout(tmp_path):
         "3::M::56::1::T8H1N",  # librarian -> academic/educator
     ]
     assert (out / "ratings.dat").read_text().splitlines() == [
-        "1::1::3::881250949", "2::2::5::891717742", "3::3::1::878887116", "1::3::4::880000000"]
+        "1::1::3::881250949",
+        "2::2::5::891717742",
+        "3::3::1::878887116",
+        "1::3::4::880000000",
+    ]
     users, movies, ratings = load_dataset(out)
     assert (len(users), len(movies), len(ratings)) == (3, 3, 4)
 

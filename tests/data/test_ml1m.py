@@ -1,4 +1,5 @@
 """ML-1M download/verify/extract, exercised with a small zip built here (GroupLens is not needed)."""
+
 import hashlib
 import time
 import zipfile
@@ -6,8 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from mlrec.data import DataError, load_dataset
-from mlrec.data import ml1m
+from mlrec.data import DataError, load_dataset, ml1m
 
 FIXTURE = Path(__file__).parents[1] / "fixtures" / "ml-tiny"
 USERS, MOVIES, RATINGS = ((FIXTURE / name).read_bytes() for name in ("users.dat", "movies.dat", "ratings.dat"))

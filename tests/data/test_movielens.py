@@ -1,4 +1,5 @@
 """The canonical-layout readers and writer on tiny hand-written files."""
+
 from pathlib import Path
 
 import numpy as np
@@ -10,8 +11,9 @@ from mlrec.data import DataError, load_dataset, load_movies, load_ratings, load_
 from mlrec.data.movielens import write_movielens
 
 FIXTURE = Path(__file__).parents[1] / "fixtures" / "ml-tiny"
-USERS, MOVIES, RATINGS = ((FIXTURE / name).read_text(encoding="latin-1")
-                          for name in ("users.dat", "movies.dat", "ratings.dat"))
+USERS, MOVIES, RATINGS = (
+    (FIXTURE / name).read_text(encoding="latin-1") for name in ("users.dat", "movies.dat", "ratings.dat")
+)
 
 
 def write_raw(folder: Path, users: str = USERS, movies: str = MOVIES, ratings: str = RATINGS) -> Path:
@@ -30,8 +32,13 @@ def test_load_ratings_types_and_values(raw):
     ratings = load_ratings(raw)
     assert list(ratings.columns) == [USERID, ITEMID, RATING, TS]
     assert ratings.dtypes.astype(str).tolist() == ["int32", "int32", "int8", "int64"]
-    assert ratings.values.tolist() == [[1, 1, 5, 978300760], [1, 2, 3, 978302109], [2, 3, 4, 978301968],
-                                       [3, 4, 1, 978300275], [3, 1, 2, 978824291]]
+    assert ratings.values.tolist() == [
+        [1, 1, 5, 978300760],
+        [1, 2, 3, 978302109],
+        [2, 3, 4, 978301968],
+        [3, 4, 1, 978300275],
+        [3, 1, 2, 978824291],
+    ]
     assert ratings.attrs["rejected_rows"] == 0
 
 
@@ -77,17 +84,20 @@ def test_empty_file_is_an_error(raw):
         load_users(raw)
 
 
-@pytest.mark.parametrize("bad_line, reason", [
-    ("3::1::2", "fields"),  # truncated row
-    ("3::1::2::978824291::7", "fields"),  # extra field: the fast path cannot see it, the byte count can
-    ("3::x::2::978824291", "non-integer"),
-    ("3::1::2.5::978824291", "non-integer"),
-    ("3::1::::978824291", "non-integer"),  # NaN rating
-    ("3::1::6::978824291", "Rating outside 1..5"),
-    ("3::1::0::978824291", "Rating outside 1..5"),
-    ("0::1::3::978824291", "UserID"),
-    ("3::1::3::-5", "negative Timestamp"),
-])
+@pytest.mark.parametrize(
+    "bad_line, reason",
+    [
+        ("3::1::2", "fields"),  # truncated row
+        ("3::1::2::978824291::7", "fields"),  # extra field: the fast path cannot see it, the byte count can
+        ("3::x::2::978824291", "non-integer"),
+        ("3::1::2.5::978824291", "non-integer"),
+        ("3::1::::978824291", "non-integer"),  # NaN rating
+        ("3::1::6::978824291", "Rating outside 1..5"),
+        ("3::1::0::978824291", "Rating outside 1..5"),
+        ("0::1::3::978824291", "UserID"),
+        ("3::1::3::-5", "negative Timestamp"),
+    ],
+)
 def test_corrupt_ratings_row_is_rejected_naming_file_row_and_fix(raw, bad_line, reason):
     (raw / "ratings.dat").write_text(RATINGS + bad_line + "\n")
     with pytest.raises(DataError) as err:
@@ -122,13 +132,16 @@ def test_ratings_of_unknown_users_or_items_are_rejected(raw):
         load_dataset(raw)
 
 
-@pytest.mark.parametrize("bad_line, reason", [
-    ("4::X::25::1::12345", "Gender"),
-    ("4::M::30::1::12345", "Age not an ML-1M bucket"),
-    ("4::M::25::21::12345", "Occupation not in 0..20"),
-    ("4::M::25::1", "fields"),
-    ("1::M::25::1::12345", "duplicate UserID"),
-])
+@pytest.mark.parametrize(
+    "bad_line, reason",
+    [
+        ("4::X::25::1::12345", "Gender"),
+        ("4::M::30::1::12345", "Age not an ML-1M bucket"),
+        ("4::M::25::21::12345", "Occupation not in 0..20"),
+        ("4::M::25::1", "fields"),
+        ("1::M::25::1::12345", "duplicate UserID"),
+    ],
+)
 def test_corrupt_users_row_is_rejected(raw, bad_line, reason):
     (raw / "users.dat").write_text(USERS + bad_line + "\n")
     with pytest.raises(DataError) as err:
@@ -136,12 +149,15 @@ def test_corrupt_users_row_is_rejected(raw, bad_line, reason):
     assert str(raw / "users.dat") in str(err.value) and reason in str(err.value)
 
 
-@pytest.mark.parametrize("bad_line, reason", [
-    ("5::No Genres (1990)", "fields"),
-    ("x::Title (1990)::Drama", "MovieID"),
-    ("5::Title (1990)::", "empty Genres"),
-    ("1::Again (1990)::Drama", "duplicate MovieID"),
-])
+@pytest.mark.parametrize(
+    "bad_line, reason",
+    [
+        ("5::No Genres (1990)", "fields"),
+        ("x::Title (1990)::Drama", "MovieID"),
+        ("5::Title (1990)::", "empty Genres"),
+        ("1::Again (1990)::Drama", "duplicate MovieID"),
+    ],
+)
 def test_corrupt_movies_row_is_rejected(raw, bad_line, reason):
     (raw / "movies.dat").write_text(MOVIES + bad_line + "\n", encoding="latin-1")
     with pytest.raises(DataError) as err:

@@ -1,4 +1,5 @@
 """prepare_dataset (idempotent, atomic), the dataset marker, and the s0_get_data entry point."""
+
 import json
 import os
 import subprocess
@@ -7,11 +8,18 @@ from pathlib import Path
 
 import pytest
 
-from mlrec.data import (
-    DATASETS, DataError, active_dataset, active_raw_dir, load_dataset, prepare_dataset, read_manifest, write_marker,
-)
-from mlrec.data import synthetic
 from mlrec.core.paths import REPO_ROOT, Paths
+from mlrec.data import (
+    DATASETS,
+    DataError,
+    active_dataset,
+    active_raw_dir,
+    load_dataset,
+    prepare_dataset,
+    read_manifest,
+    synthetic,
+    write_marker,
+)
 
 SCALE = 5_000
 
@@ -103,8 +111,13 @@ def test_marker_pointing_nowhere_is_an_error(paths):
 def run_s0(data_dir: Path, *args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "MLREC_DATA_DIR": str(data_dir)}
     env.pop("MLREC_DATASET", None)
-    return subprocess.run([sys.executable, str(REPO_ROOT / "offline/preprocess/s0_get_data.py"), *args],
-                          capture_output=True, text=True, env=env, timeout=300)
+    return subprocess.run(
+        [sys.executable, str(REPO_ROOT / "offline/preprocess/s0_get_data.py"), *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
 
 
 def test_s0_get_data_cli(tmp_path):

@@ -1,4 +1,5 @@
 """The synthetic generator: deterministic, ML-1M-shaped, and carrying the structure it plants."""
+
 import numpy as np
 import pandas as pd
 import pytest

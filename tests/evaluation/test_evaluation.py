@@ -1,4 +1,5 @@
 """Top-K metrics against hand-computed cases and a loop reference; the baselines' list building."""
+
 import math
 
 import numpy as np
@@ -7,11 +8,27 @@ import pytest
 
 from mlrec.core.constants import ISTEST, ITEMID, LABEL, USERID
 from mlrec.evaluation.metrics import (
-    PAD, MetricInputError, coverage, hit_matrix, hit_rate_at_k, ndcg_at_k, pad_lists, recall_at_k, recall_curve,
+    PAD,
+    MetricInputError,
+    coverage,
+    hit_matrix,
+    hit_rate_at_k,
+    ndcg_at_k,
+    pad_lists,
+    recall_at_k,
+    recall_curve,
 )
 from mlrec.evaluation.quality import (
-    HeldOut, held_out_positives, mf_lists, popular_lists, same_sets, score_lists, seen_mask, served_within,
-    stage_bodies, top_k_unseen,
+    HeldOut,
+    held_out_positives,
+    mf_lists,
+    popular_lists,
+    same_sets,
+    score_lists,
+    seen_mask,
+    served_within,
+    stage_bodies,
+    top_k_unseen,
 )
 from mlrec.online.redis_store import UserRecall
 
@@ -164,12 +181,14 @@ def test_seen_mask_maps_ids_to_catalogue_columns_and_ignores_unknown_items():
 
 
 def test_popular_lists_rank_by_train_clicks_only_and_skip_seen():
-    offline = pd.DataFrame({
-        USERID: [1, 2, 3, 1, 2, 3, 4],
-        ITEMID: [20, 20, 30, 30, 10, 10, 10],
-        LABEL: [1, 1, 1, 1, 1, 1, 0],
-        ISTEST: [0, 0, 0, 0, 1, 1, 0],  # item 10's clicks are all in test: not counted
-    })
+    offline = pd.DataFrame(
+        {
+            USERID: [1, 2, 3, 1, 2, 3, 4],
+            ITEMID: [20, 20, 30, 30, 10, 10, 10],
+            LABEL: [1, 1, 1, 1, 1, 1, 0],
+            ISTEST: [0, 0, 0, 0, 1, 1, 0],  # item 10's clicks are all in test: not counted
+        }
+    )
     catalogue = np.array([10, 20, 30])
     seen = np.array([[False, True, False], [False, False, False]])
     out = popular_lists(offline, catalogue, seen, 3)
@@ -227,15 +246,23 @@ def test_report_table_json_and_png_carry_dataset_and_protocol(tmp_path):
 
     held = HeldOut(np.array([1, 2]), [np.array([5]), np.array([6, 7])], np.array([1, 2]), 2, 0)
     ranked = np.array([[5, 1, 2], [9, 6, 7]])
-    methods = [score_lists(n, n, "test", ranked, held, catalogue_size=10, ks=(2, 3), curve_k=3)
-               for n in ("system", "recall_order", "vector_recall", "term_recall", "mf", "popular")]
+    methods = [
+        score_lists(n, n, "test", ranked, held, catalogue_size=10, ks=(2, 3), curve_k=3)
+        for n in ("system", "recall_order", "vector_recall", "term_recall", "mf", "popular")
+    ]
     report = QualityReport(
-        dataset="toy", url="http://x", protocol=protocol(10), protocol_line=protocol_line(10),
+        dataset="toy",
+        url="http://x",
+        protocol=protocol(10),
+        protocol_line=protocol_line(10),
         users=dict(total=2, evaluated=2, skipped_no_positive=0, held_out_positives=3, served_fallback=0),
         methods=methods,
-        stages={"candidate_recall@200": {"term": 0.1, "vector": 0.2, "hybrid": 0.2},
-                "ranker_lift": {"ndcg@3_lift": 0.0}},
-        timing={}, config=dict(k=3),
+        stages={
+            "candidate_recall@200": {"term": 0.1, "vector": 0.2, "hybrid": 0.2},
+            "ranker_lift": {"ndcg@3_lift": 0.0},
+        },
+        timing={},
+        config=dict(k=3),
     )
     json_path, png_path = output_paths(tmp_path, report.dataset)
     write_json(report, json_path)

@@ -1,4 +1,5 @@
 """mlrec.loaders.triton_repo: one model.onnx -> the Docker (onnxruntime) and native (Python backend) repositories."""
+
 from __future__ import annotations
 
 import ast
@@ -15,7 +16,8 @@ from mlrec.loaders.triton_repo import ModelSignatureError, write_model_repositor
 
 def _onnx(path: Path, n: int, input_name: str = "ml_input", output_name: str = "ml_output") -> Path:
     graph = helper.make_graph(
-        [helper.make_node("MatMul", [input_name, "W"], [output_name])], "g",
+        [helper.make_node("MatMul", [input_name, "W"], [output_name])],
+        "g",
         [helper.make_tensor_value_info(input_name, TensorProto.FLOAT, [None, n])],
         [helper.make_tensor_value_info(output_name, TensorProto.FLOAT, [None, 1])],
         initializer=[numpy_helper.from_array(np.ones((n, 1), dtype=np.float32), "W")],
@@ -71,11 +73,14 @@ def test_custom_tensor_names_are_declared(tmp_path):
     assert _fields((docker / "m" / "config.pbtxt").read_text())["name"] == ['"m"', '"features"', '"score"']
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    ({"n_features": 58}, "has 59 features, expected n_features=58"),
-    ({"n_features": 59, "input_name": "x"}, "no input named 'x'"),
-    ({"n_features": 59, "output_name": "y"}, "no output named 'y'"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"n_features": 58}, "has 59 features, expected n_features=58"),
+        ({"n_features": 59, "input_name": "x"}, "no input named 'x'"),
+        ({"n_features": 59, "output_name": "y"}, "no output named 'y'"),
+    ],
+)
 def test_mismatched_signature_is_a_named_error(tmp_path, kwargs, message):
     onnx_path = _onnx(tmp_path / "model.onnx", 59)
     with pytest.raises(ModelSignatureError, match=re.escape(message)):

@@ -1,4 +1,5 @@
 """The pytorch-fm style blocks against brute-force references."""
+
 import itertools
 
 import pytest

@@ -1,10 +1,19 @@
 """MF and DeepFM: shapes, learning capacity, and checkpoints that rebuild them exactly."""
+
 import numpy as np
 import pytest
 import torch
 
+from mlrec.models import (
+    MODELS,
+    CheckpointError,
+    DeepFM,
+    MatrixFactorization,
+    WithSigmoid,
+    load_checkpoint,
+    save_checkpoint,
+)
 from mlrec.offline.feature_meta import Feature, FeatureMeta
-from mlrec.models import MODELS, CheckpointError, DeepFM, MatrixFactorization, WithSigmoid, load_checkpoint, save_checkpoint
 
 
 def small_meta(n_users: int = 30, n_items: int = 40, n_dense: int = 4) -> FeatureMeta:
@@ -28,7 +37,7 @@ def random_rows(meta: FeatureMeta, n: int, seed: int = 0) -> torch.Tensor:
 
 
 def test_registry_names_both_models():
-    assert MODELS == {"mf": MatrixFactorization, "deepfm": DeepFM}
+    assert {"mf": MatrixFactorization, "deepfm": DeepFM} == MODELS
 
 
 def test_mf_forward_is_dot_product_of_exported_vectors():
@@ -105,7 +114,9 @@ def test_checkpoint_round_trip_gives_identical_outputs(tmp_path, name):
     assert [p.name for p in path.parent.iterdir()] == [path.name]  # no temp file left behind
     loaded, ckpt = load_checkpoint(path)
     assert type(loaded) is type(model) and not loaded.training
-    assert ckpt["model_name"] == name and ckpt["config"] == {"lr": 1e-3, "dims": [4]} and ckpt["extra"]["val_auc"] == 0.8
+    assert (
+        ckpt["model_name"] == name and ckpt["config"] == {"lr": 1e-3, "dims": [4]} and ckpt["extra"]["val_auc"] == 0.8
+    )
     torch.testing.assert_close(loaded(x), model(x), rtol=0, atol=0)
 
 
@@ -154,8 +165,14 @@ def test_deepfm_exports_to_onnx_with_dynamic_batch(tmp_path):
     wrapped = WithSigmoid(model.eval())
     path = tmp_path / "deepfm.onnx"
     torch.onnx.export(
-        wrapped, (x,), str(path), input_names=["ml_input"], output_names=["probability"],
-        dynamic_axes={"ml_input": {0: "batch"}, "probability": {0: "batch"}}, dynamo=False, opset_version=17,
+        wrapped,
+        (x,),
+        str(path),
+        input_names=["ml_input"],
+        output_names=["probability"],
+        dynamic_axes={"ml_input": {0: "batch"}, "probability": {0: "batch"}},
+        dynamo=False,
+        opset_version=17,
     )
     session = ort.InferenceSession(str(path))
     for rows in (1, 7):

@@ -1,4 +1,5 @@
 """Feature engineering and the feature meta on a tiny fixture."""
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -8,9 +9,15 @@ from mlrec.offline.feature_meta import FeatureMeta, FeatureMetaError
 from mlrec.offline.features import ISVAL, build_features
 from mlrec.offline.pit import item_genre_matrix, latest_counts, pit_counts
 
-USERS = pd.DataFrame({
-    USERID: [1, 2, 3], GENDER: ["M", "F", "M"], AGE: [18, 25, 99], OCCUPATION: [0, 20, 7], ZIPCODE: ["1", "2", "3"],
-})
+USERS = pd.DataFrame(
+    {
+        USERID: [1, 2, 3],
+        GENDER: ["M", "F", "M"],
+        AGE: [18, 25, 99],
+        OCCUPATION: [0, 20, 7],
+        ZIPCODE: ["1", "2", "3"],
+    }
+)
 MOVIES = pd.DataFrame({ITEMID: [1, 2, 3], TITLE: ["a", "b", "c"], GENRES: ["Action|Comedy", "Comedy", "Drama"]})
 
 
@@ -92,7 +99,11 @@ def test_meta_errors(tmp_path):
     with pytest.raises(FeatureMetaError, match="bad.json"):
         FeatureMeta.load(tmp_path / "bad.json")
     with pytest.raises(FeatureMetaError, match="ordered"):
-        FeatureMeta.from_dict({"features": [
-            {"name": "d", "kind": "dense", "owner": "user"},
-            {"name": "u", "kind": "sparse_id", "owner": "user", "cardinality": 3},
-        ]})
+        FeatureMeta.from_dict(
+            {
+                "features": [
+                    {"name": "d", "kind": "dense", "owner": "user"},
+                    {"name": "u", "kind": "sparse_id", "owner": "user", "cardinality": 3},
+                ]
+            }
+        )

@@ -1,16 +1,17 @@
 """The offline pipeline end to end on small planted synthetic data (no services): every step's
 artifacts exist and agree with each other, and the ranker learns the planted structure."""
+
 import numpy as np
 import pandas as pd
 import pytest
 
 from mlrec.core import io
-from mlrec.offline import pipeline
 from mlrec.core.constants import ISTEST, USERID
-from mlrec.data import prepare_dataset, write_marker
-from mlrec.offline.feature_meta import FeatureMeta
-from mlrec.models import load_checkpoint
 from mlrec.core.paths import Paths
+from mlrec.data import prepare_dataset, write_marker
+from mlrec.models import load_checkpoint
+from mlrec.offline import pipeline
+from mlrec.offline.feature_meta import FeatureMeta
 from mlrec.offline.train import TrainConfig
 
 
@@ -21,9 +22,12 @@ def run(tmp_path_factory):
     write_marker(paths, "synthetic", raw, scale=40_000, seed=3)
     cfg = TrainConfig(epochs=30, batch_size=512, patience=3)
     out = {
-        "split": pipeline.run_split(paths), "terms": pipeline.run_terms(paths),
-        "term_recall": pipeline.run_term_recall(paths), "mf": pipeline.run_vector_recall(paths, cfg),
-        "features": pipeline.run_features(paths), "rank": pipeline.run_rank_train(paths, cfg),
+        "split": pipeline.run_split(paths),
+        "terms": pipeline.run_terms(paths),
+        "term_recall": pipeline.run_term_recall(paths),
+        "mf": pipeline.run_vector_recall(paths, cfg),
+        "features": pipeline.run_features(paths),
+        "rank": pipeline.run_rank_train(paths, cfg),
     }
     return paths, out
 
@@ -36,7 +40,7 @@ def test_counts_are_consistent(run):
     offline = pd.read_parquet(paths.offline_imp)
     assert len(pd.read_parquet(paths.pit_counts)) == len(offline)
     assert out["features"]["train"] == (offline[ISTEST] == 0).sum()
-    assert set(io.read_pickle(paths.user_filter, "")) == set(offline[USERID])
+    assert set(io.read_id_lists(paths.user_filter, "")) == set(offline[USERID])
 
 
 def test_feature_meta_drives_every_artifact(run):

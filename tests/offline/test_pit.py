@@ -1,15 +1,26 @@
 """Point-in-time genre counts: hand-computed windows, no leakage, serving window = training window."""
+
 import numpy as np
 import pandas as pd
 
 from mlrec.core.constants import GENRES, ITEMID, LABEL, TITLE, USERID
-from mlrec.offline.pit import clk_col, imp_col, item_genre_lists, item_genre_matrix, latest_counts, pit_counts, seen_items
+from mlrec.offline.pit import (
+    clk_col,
+    imp_col,
+    item_genre_lists,
+    item_genre_matrix,
+    latest_counts,
+    pit_counts,
+    seen_items,
+)
 
-MOVIES = pd.DataFrame({
-    ITEMID: [1, 2, 3, 5],
-    TITLE: ["a", "b", "c", "e"],
-    GENRES: ["Action|Comedy", "Comedy", "Drama", "unknown"],  # 5 has no known genre -> code 0
-})
+MOVIES = pd.DataFrame(
+    {
+        ITEMID: [1, 2, 3, 5],
+        TITLE: ["a", "b", "c", "e"],
+        GENRES: ["Action|Comedy", "Comedy", "Drama", "unknown"],  # 5 has no known genre -> code 0
+    }
+)
 ACTION, COMEDY, DRAMA = 1, 5, 8
 
 

@@ -1,4 +1,5 @@
 """The split rule on small fixtures with hand-computed answers."""
+
 import numpy as np
 import pandas as pd
 
@@ -7,10 +8,14 @@ from mlrec.offline.split import split_ratings, user_ranks
 
 
 def ratings_for(user: int, n: int, start_item: int = 1) -> pd.DataFrame:
-    return pd.DataFrame({
-        USERID: user, ITEMID: np.arange(start_item, start_item + n), RATING: (np.arange(n) % 5) + 1,
-        TS: 1000 + np.arange(n) * 10,
-    })
+    return pd.DataFrame(
+        {
+            USERID: user,
+            ITEMID: np.arange(start_item, start_item + n),
+            RATING: (np.arange(n) % 5) + 1,
+            TS: 1000 + np.arange(n) * 10,
+        }
+    )
 
 
 def test_label_is_rating_above_three():

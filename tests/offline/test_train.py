@@ -1,4 +1,5 @@
 """The training loop and the AUC it early-stops on."""
+
 import numpy as np
 import pytest
 import torch

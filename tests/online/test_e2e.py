@@ -1,5 +1,6 @@
 """The whole chain on small planted synthetic data, against the real services (the session's
 ``chain`` fixture in conftest.py builds it: offline pipeline, every loader, the Flask app)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -10,6 +11,7 @@ from mlrec.core.constants import RECALL_SIZE
 from mlrec.loaders.offline_scorer import OfflineScorer
 from mlrec_runtime import runtime
 from mlrec_runtime.manager import start_service, wait_service
+
 
 def test_offline_models_learn_the_planted_structure(chain):
     _, _, _, report, _ = chain
@@ -28,7 +30,7 @@ def test_loaders_and_parity(chain):
 def test_recommendations_are_unique_unseen_sorted_and_equal_offline_scores(chain):
     settings, paths, app, _, _ = chain
     client = app.test_client()
-    seen = io.read_pickle(paths.user_filter, "s2_term_trans.py")
+    seen = io.read_id_lists(paths.user_filter, "s2_term_trans.py")
     scorer = OfflineScorer(paths)
     users = sorted(seen)[:5]
     for userid in users:
@@ -54,12 +56,15 @@ def test_size_and_unknown_user_fallback(chain):
     assert client.post("/ml/rec", json={"userid": 1, "size": RECALL_SIZE + 1}).status_code == 400
 
 
-@pytest.mark.parametrize("kwargs, field", [
-    ({"data": "{not json", "content_type": "application/json"}, "body"),
-    ({"json": {"user": 1}}, "userid"),
-    ({"json": {"userid": "abc"}}, "userid"),
-    ({"json": {"userid": 1, "size": -3}}, "size"),
-])
+@pytest.mark.parametrize(
+    "kwargs, field",
+    [
+        ({"data": "{not json", "content_type": "application/json"}, "body"),
+        ({"json": {"user": 1}}, "userid"),
+        ({"json": {"userid": "abc"}}, "userid"),
+        ({"json": {"userid": 1, "size": -3}}, "size"),
+    ],
+)
 def test_bad_input_is_a_400_naming_the_field(chain, kwargs, field):
     _, _, app, _, _ = chain
     resp = app.test_client().post("/ml/rec", **kwargs)

@@ -4,6 +4,7 @@ The app is the real one (``create_app()``) talking to the real Redis / Elasticse
 Triton, loaded by the session's ``chain`` fixture (conftest.py); nothing here is timed against a threshold (a shared machine makes
 any such assertion flaky) — only the header's structure and internal consistency are checked.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -12,9 +13,9 @@ import pytest
 import requests
 
 from mlrec.core.constants import USERID
+from mlrec.core.settings import Settings
 from mlrec.online import es_index, redis_store
 from mlrec.online.feast_store import USER_SERVICE, FeastClient
-from mlrec.core.settings import Settings
 
 CHAIN = ("redis", "es", "feast", "assemble", "triton")
 ROUNDING_MS = 0.005  # the header prints 2 decimals: each entry may be off by half a hundredth
@@ -97,8 +98,11 @@ def test_feast_by_references_equals_feast_by_service(client, known_users, settin
     feast = FeastClient(settings.feast_url)
     ids = [*known_users, 10**9]  # plus one id the store does not hold
     first, second = feast.get(USER_SERVICE, USERID, ids), feast.get(USER_SERVICE, USERID, ids)
-    payload = requests.post(f"{settings.feast_url}/get-online-features", timeout=5,
-                            json={"feature_service": USER_SERVICE, "entities": {USERID: ids}}).json()
+    payload = requests.post(
+        f"{settings.feast_url}/get-online-features",
+        timeout=5,
+        json={"feature_service": USER_SERVICE, "entities": {USERID: ids}},
+    ).json()
     by_service = dict(zip(payload["metadata"]["feature_names"], [r["values"] for r in payload["results"]]))
     assert set(first) == set(second) == set(by_service)
     for name, values in by_service.items():

@@ -1,4 +1,5 @@
 """Pure-Python pieces of the online path: encodings, query body, assembly, request parsing."""
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -13,13 +14,15 @@ from mlrec.online.assemble import FeatureAssembler
 from mlrec.online.errors import BadRequest
 from mlrec.online.recommender import StageTimer
 
-META = FeatureMeta(features=(
-    Feature("userid", "sparse_id", "user", 10),
-    Feature("itemid", "sparse_id", "item", 6),
-    Feature("gender", "sparse_side", "user", 3),
-    Feature("item_g1", "sparse_side", "item", 2),
-    Feature("user_g1_imp", "dense", "user", 0, 1.5, 2.0),
-))
+META = FeatureMeta(
+    features=(
+        Feature("userid", "sparse_id", "user", 10),
+        Feature("itemid", "sparse_id", "item", 6),
+        Feature("gender", "sparse_side", "user", 3),
+        Feature("item_g1", "sparse_side", "item", 2),
+        Feature("user_g1_imp", "dense", "user", 0, 1.5, 2.0),
+    )
+)
 
 
 def test_redis_encoding_round_trip():
@@ -61,16 +64,27 @@ def test_popular_items_counts_train_clicks_only():
     assert ids.tolist() == [1, 2] and np.allclose(scores, [0.5, 0.5])
 
 
-@pytest.mark.parametrize("body, field", [
-    ("not json", "body"), ([1, 2], "body"), ({}, "userid"), ({"userid": "1"}, "userid"),
-    ({"userid": 1.5}, "userid"), ({"userid": True}, "userid"), ({"userid": 0}, "userid"),
-    ({"userid": 1, "size": 0}, "size"), ({"userid": 1, "size": 201}, "size"), ({"userid": 1, "size": "5"}, "size"),
-])
+@pytest.mark.parametrize(
+    "body, field",
+    [
+        ("not json", "body"),
+        ([1, 2], "body"),
+        ({}, "userid"),
+        ({"userid": "1"}, "userid"),
+        ({"userid": 1.5}, "userid"),
+        ({"userid": True}, "userid"),
+        ({"userid": 0}, "userid"),
+        ({"userid": 1, "size": 0}, "size"),
+        ({"userid": 1, "size": 201}, "size"),
+        ({"userid": 1, "size": "5"}, "size"),
+    ],
+)
 def test_bad_requests_name_the_field(body, field):
     app = Flask(__name__)
     kwargs = {"data": body, "content_type": "text/plain"} if isinstance(body, str) else {"json": body}
     with app.test_request_context("/ml/rec", method="POST", **kwargs):
         from flask import request
+
         with pytest.raises(BadRequest) as err:
             parse_request(request)
     assert err.value.details["field"] == field and err.value.status == 400
@@ -80,6 +94,7 @@ def test_good_request_defaults_size():
     app = Flask(__name__)
     with app.test_request_context("/ml/rec", method="POST", json={"userid": 7}):
         from flask import request
+
         assert parse_request(request) == (7, 50)
 
 

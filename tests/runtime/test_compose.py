@@ -1,4 +1,5 @@
 """docker-compose.yml agrees with the native runtime: same versions, ports and variable names."""
+
 from __future__ import annotations
 
 import os
@@ -10,11 +11,11 @@ import pytest
 import yaml
 
 from mlrec.core.paths import REPO_ROOT
+from mlrec.core.settings import Settings
 from mlrec_runtime.elasticsearch_server import ES_VERSION
 from mlrec_runtime.feast_server import FEAST_VERSION
 from mlrec_runtime.redis_server import REDIS_VERSION
 from mlrec_runtime.triton_server import TRITON_IMAGE_TAG
-from mlrec.core.settings import Settings
 
 COMPOSE = REPO_ROOT / "docker-compose.yml"
 
@@ -52,11 +53,23 @@ def test_ports_and_env_names_match_settings(compose):
         8002: ("MLREC_TRITON_METRICS_PORT", d.triton_metrics_port),
     }
     # the env names compose reads are the ones Settings.from_env reads
-    env = {"MLREC_REDIS_PORT": "1", "MLREC_ES_PORT": "2", "MLREC_FEAST_PORT": "3", "MLREC_TRITON_HTTP_PORT": "4",
-           "MLREC_TRITON_GRPC_PORT": "5", "MLREC_TRITON_METRICS_PORT": "6"}
+    env = {
+        "MLREC_REDIS_PORT": "1",
+        "MLREC_ES_PORT": "2",
+        "MLREC_FEAST_PORT": "3",
+        "MLREC_TRITON_HTTP_PORT": "4",
+        "MLREC_TRITON_GRPC_PORT": "5",
+        "MLREC_TRITON_METRICS_PORT": "6",
+    }
     got = Settings.from_env(env)
-    assert (got.redis_port, got.es_port, got.feast_port, got.triton_http_port, got.triton_grpc_port,
-            got.triton_metrics_port) == (1, 2, 3, 4, 5, 6)
+    assert (
+        got.redis_port,
+        got.es_port,
+        got.feast_port,
+        got.triton_http_port,
+        got.triton_grpc_port,
+        got.triton_metrics_port,
+    ) == (1, 2, 3, 4, 5, 6)
 
 
 def test_images_pin_the_native_versions(compose):
@@ -96,11 +109,21 @@ def test_docker_compose_config_validates(tmp_path):
     if cli is None:
         pytest.skip("no docker compose client on this machine")
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLREC_") and k != "ELASTIC_PASSWORD"}
-    ok = subprocess.run([*cli, "-f", str(COMPOSE), "config", "--quiet"], cwd=REPO_ROOT, capture_output=True,
-                        text=True, env={**env, "ELASTIC_PASSWORD": "s3cret"})
+    ok = subprocess.run(
+        [*cli, "-f", str(COMPOSE), "config", "--quiet"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        env={**env, "ELASTIC_PASSWORD": "s3cret"},
+    )
     assert ok.returncode == 0, ok.stderr
     empty_env = tmp_path / "empty.env"  # instead of a developer's .env
     empty_env.write_text("")
-    missing = subprocess.run([*cli, "-f", str(COMPOSE), "--env-file", str(empty_env), "config", "--quiet"],
-                             cwd=REPO_ROOT, capture_output=True, text=True, env=env)
+    missing = subprocess.run(
+        [*cli, "-f", str(COMPOSE), "--env-file", str(empty_env), "config", "--quiet"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     assert missing.returncode != 0 and "ELASTIC_PASSWORD" in missing.stderr

@@ -1,4 +1,5 @@
 """The feature repository's yaml files and how mlrec_runtime.feast_server reads them."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -7,8 +8,8 @@ import pytest
 import yaml
 
 from mlrec.core.paths import Paths
-from mlrec_runtime.feast_server import FEATURE_REPO, ONLINE_STORES, online_store_kind, registry_path
 from mlrec.core.settings import Settings
+from mlrec_runtime.feast_server import FEATURE_REPO, ONLINE_STORES, online_store_kind, registry_path
 
 
 @pytest.mark.parametrize("filename", sorted(ONLINE_STORES.values()))
@@ -26,9 +27,13 @@ def test_every_key_is_commented_and_paths_use_the_data_dir(filename):
 
 def test_online_store_choice():
     assert yaml.safe_load((FEATURE_REPO / "feature_store.yaml").read_text())["online_store"] == {
-        "type": "sqlite", "path": "${MLREC_DATA_DIR}/online/feast/online_store.db"}
+        "type": "sqlite",
+        "path": "${MLREC_DATA_DIR}/online/feast/online_store.db",
+    }
     assert yaml.safe_load((FEATURE_REPO / "feature_store.redis.yaml").read_text())["online_store"] == {
-        "type": "redis", "connection_string": "${MLREC_HOST}:${MLREC_REDIS_PORT}"}
+        "type": "redis",
+        "connection_string": "${MLREC_HOST}:${MLREC_REDIS_PORT}",
+    }
     assert online_store_kind({}) == "sqlite"
     assert online_store_kind({"MLREC_FEAST_ONLINE_STORE": "redis"}) == "redis"
     with pytest.raises(ValueError, match="MLREC_FEAST_ONLINE_STORE='mongo'"):

@@ -1,4 +1,5 @@
 """mlrec_runtime.runtime and manager: real child processes, pidfiles, health waits, port conflicts."""
+
 from __future__ import annotations
 
 import json
@@ -9,10 +10,10 @@ from dataclasses import replace
 
 import pytest
 
+from mlrec.core.settings import Settings
 from mlrec_runtime import runtime
 from mlrec_runtime.manager import make_services, start_service
 from mlrec_runtime.runtime import ProcessSpec, StartError
-from mlrec.core.settings import Settings
 
 
 def _spec(tmp_path, *argv: str) -> ProcessSpec:

@@ -1,4 +1,5 @@
 """Each real server, over its real protocol: Redis, Elasticsearch 8, Feast's HTTP server, Triton gRPC."""
+
 from __future__ import annotations
 
 import shutil
@@ -15,12 +16,12 @@ from elasticsearch import Elasticsearch
 from onnx import TensorProto, helper, numpy_helper
 
 from mlrec.core.paths import Paths
+from mlrec.core.settings import Settings
+from mlrec.loaders.triton_repo import write_model_repositories
 from mlrec_runtime import FEATURE_REPO, FeastCommandError, run_feast, runtime
 from mlrec_runtime.feast_server import REGISTRY_TTL_S, FeastServer
 from mlrec_runtime.manager import start_service, status, wait_service
 from mlrec_runtime.triton_server import docker_model_repository, native_model_repository
-from mlrec.core.settings import Settings
-from mlrec.loaders.triton_repo import write_model_repositories
 
 
 def test_all_four_report_running_with_versions(services: Settings):
@@ -35,6 +36,7 @@ def test_all_four_report_running_with_versions(services: Settings):
 
 # -- Redis --------------------------------------------------------------------------------------
 
+
 def test_redis_set_get(services: Settings, unique: str):
     client = redis.Redis(host=services.host, port=services.redis_port, socket_timeout=services.timeout_s)
     key = f"{unique}:user:1"
@@ -47,6 +49,7 @@ def test_redis_set_get(services: Settings, unique: str):
 
 
 # -- Elasticsearch -------------------------------------------------------------------------------
+
 
 def _es(settings: Settings) -> Elasticsearch:
     auth = (settings.es_user, settings.es_password) if settings.es_password else None
@@ -62,11 +65,22 @@ def _unit(i: int, dim: int = 16) -> list[float]:
 def test_es_knn_and_terms_in_one_request(services: Settings, unique: str):
     es = _es(services)
     index = unique
-    es.indices.create(index=index, mappings={"properties": {
-        "genres": {"type": "keyword"},
-        "vector": {"type": "dense_vector", "dims": 16, "index": True, "similarity": "cosine",
-                   "index_options": {"type": "hnsw", "m": 16, "ef_construction": 100}},
-    }}, settings={"number_of_shards": 1, "number_of_replicas": 0})
+    es.indices.create(
+        index=index,
+        mappings={
+            "properties": {
+                "genres": {"type": "keyword"},
+                "vector": {
+                    "type": "dense_vector",
+                    "dims": 16,
+                    "index": True,
+                    "similarity": "cosine",
+                    "index_options": {"type": "hnsw", "m": 16, "ef_construction": 100},
+                },
+            }
+        },
+        settings={"number_of_shards": 1, "number_of_replicas": 0},
+    )
     try:
         mixed = (0.8 * np.array(_unit(0)) + 0.6 * np.array(_unit(1))).tolist()
         docs = {
@@ -84,13 +98,27 @@ def test_es_knn_and_terms_in_one_request(services: Settings, unique: str):
 
         query = (np.array(_unit(0)) + 0.1 * np.array(_unit(2))).tolist()  # cos: d0 .995, d3 .796, d2 .0995
         # 1) kNN + a terms query in one request: hits are the union of both (vector recall + term recall)
-        res = es.search(index=index, knn={"field": "vector", "query_vector": query, "k": 2, "num_candidates": 10},
-                        query={"terms": {"genres": ["Comedy"]}}, size=10, source=False)
+        res = es.search(
+            index=index,
+            knn={"field": "vector", "query_vector": query, "k": 2, "num_candidates": 10},
+            query={"terms": {"genres": ["Comedy"]}},
+            size=10,
+            source=False,
+        )
         assert {h["_id"] for h in res["hits"]["hits"]} == {"d0", "d3", "d1", "d2"}
         # 2) kNN filtered by terms: only Comedy/Drama items, nearest first
-        res = es.search(index=index, knn={"field": "vector", "query_vector": query, "k": 2, "num_candidates": 10,
-                                          "filter": {"terms": {"genres": ["Comedy", "Drama"]}}},
-                        size=2, source=False)
+        res = es.search(
+            index=index,
+            knn={
+                "field": "vector",
+                "query_vector": query,
+                "k": 2,
+                "num_candidates": 10,
+                "filter": {"terms": {"genres": ["Comedy", "Drama"]}},
+            },
+            size=2,
+            source=False,
+        )
         assert [h["_id"] for h in res["hits"]["hits"]] == ["d3", "d2"]
         # cosine kNN score = (1 + cos) / 2
         assert res["hits"]["hits"][0]["_score"] == pytest.approx((1 + 0.8 / np.sqrt(1.01)) / 2, rel=1e-4)
@@ -126,12 +154,14 @@ user_fv = FeatureView(
 
 
 def _online_features(url: str, userids: list[int]) -> requests.Response:
-    return requests.post(f"{url}/get-online-features", timeout=5,
-                         json={"features": ["user_fv:age", "user_fv:score"], "entities": {"userid": userids}})
+    return requests.post(
+        f"{url}/get-online-features",
+        timeout=5,
+        json={"features": ["user_fv:age", "user_fv:score"], "entities": {"userid": userids}},
+    )
 
 
-def test_feast_serves_a_tiny_feature_view_over_http(services: Settings, unique: str, tmp_path: Path,
-                                                     free_port: int):
+def test_feast_serves_a_tiny_feature_view_over_http(services: Settings, unique: str, tmp_path: Path, free_port: int):
     """Start from an empty repo (as the project's is before features.py exists), then apply a view."""
     repo, data = tmp_path / "feature_repo", tmp_path / "data"
     repo.mkdir()
@@ -144,12 +174,14 @@ def test_feast_serves_a_tiny_feature_view_over_http(services: Settings, unique: 
         url = f"http://{services.host}:{server.port}"
 
         parquet = data / "user.parquet"
-        pd.DataFrame({
-            "userid": np.array([1, 2, 3], dtype=np.int64),
-            "age": np.array([25, 35, 45], dtype=np.int64),
-            "score": np.array([0.5, 1.25, 2.0], dtype=np.float32),
-            "event_timestamp": pd.to_datetime(["2024-01-01", "2024-01-02", "2024-01-03"], utc=True),
-        }).to_parquet(parquet)
+        pd.DataFrame(
+            {
+                "userid": np.array([1, 2, 3], dtype=np.int64),
+                "age": np.array([25, 35, 45], dtype=np.int64),
+                "score": np.array([0.5, 1.25, 2.0], dtype=np.float32),
+                "event_timestamp": pd.to_datetime(["2024-01-01", "2024-01-02", "2024-01-03"], utc=True),
+            }
+        ).to_parquet(parquet)
         (repo / "features.py").write_text(FEATURES_PY.format(parquet=parquet))
         run_feast(["apply"], repo, services, paths)
         run_feast(["materialize-incremental", pd.Timestamp.now(tz="UTC").isoformat()], repo, services, paths)
@@ -187,6 +219,7 @@ def test_run_feast_raises_with_feasts_output(services: Settings, tmp_path: Path)
 
 # -- Triton --------------------------------------------------------------------------------------
 
+
 def _linear_onnx(path: Path, weights: np.ndarray, bias: float) -> None:
     """ml_output = ml_input @ weights + bias: a model whose exact output we can compute."""
     n = weights.shape[0]
@@ -195,8 +228,10 @@ def _linear_onnx(path: Path, weights: np.ndarray, bias: float) -> None:
         "linear",
         [helper.make_tensor_value_info("ml_input", TensorProto.FLOAT, [None, n])],
         [helper.make_tensor_value_info("ml_output", TensorProto.FLOAT, [None, 1])],
-        initializer=[numpy_helper.from_array(weights.reshape(n, 1).astype(np.float32), "W"),
-                     numpy_helper.from_array(np.array([bias], dtype=np.float32), "b")],
+        initializer=[
+            numpy_helper.from_array(weights.reshape(n, 1).astype(np.float32), "W"),
+            numpy_helper.from_array(np.array([bias], dtype=np.float32), "b"),
+        ],
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
     model.ir_version = 8
@@ -221,8 +256,9 @@ def test_triton_serves_onnx_over_grpc_and_loads_new_versions(services: Settings,
         for version, (weights, bias) in enumerate([([1, 2, 3, 4], 0.5), ([0, 0, 1, -1], -2.0)], start=1):
             weights = np.array(weights, dtype=np.float32)
             _linear_onnx(tmp_path / f"v{version}.onnx", weights, bias)
-            docker_repo, native_repo = write_model_repositories(tmp_path / f"v{version}.onnx", triton_dir, model,
-                                                                n_features=4, max_batch_size=64, version=version)
+            docker_repo, native_repo = write_model_repositories(
+                tmp_path / f"v{version}.onnx", triton_dir, model, n_features=4, max_batch_size=64, version=version
+            )
             assert native_repo == native_model_repository(triton_dir)
             client.load_model(model)  # explicit mode: picks up the newest version without a restart
             assert client.is_model_ready(model)

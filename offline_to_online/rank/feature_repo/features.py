@@ -9,6 +9,7 @@ with no meta yet (a fresh checkout), the repository declares nothing and still a
 This file runs inside the feast venv, which does not have the mlrec package: it reads the JSON
 directly and must stay dependency-free beyond feast itself.
 """
+
 import json
 import os
 from datetime import timedelta
@@ -35,8 +36,9 @@ def _view(name: str, entity: Entity, key: str, owner: str, features: list[dict])
         timestamp_field="event_timestamp",
         created_timestamp_column="created",
     )
-    schema = [Field(name=f["name"], dtype=Float32) for f in features
-              if f["owner"] == owner and f["kind"] != "sparse_id"]
+    schema = [
+        Field(name=f["name"], dtype=Float32) for f in features if f["owner"] == owner and f["kind"] != "sparse_id"
+    ]
     return FeatureView(name=name, entities=[entity], ttl=TTL, schema=schema, source=source, online=True)
 
 

@@ -4,20 +4,20 @@ A missing input file or a corrupt dataset is something the user can fix, so the 
 ``error: <file>: <what is wrong>; <the fix>`` and exits 2 instead of dumping a traceback.
 Anything else is a bug and keeps its traceback.
 """
+
 from __future__ import annotations
 
 import argparse
 import sys
-from typing import Callable
+from collections.abc import Callable
 
 from mlrec.core.log import setup_logging
 
 
 def user_errors() -> tuple[type[BaseException], ...]:
-    from mlrec.offline.feature_meta import FeatureMetaError
     from mlrec.core.io import ArtifactError
-
     from mlrec.data import DataError
+    from mlrec.offline.feature_meta import FeatureMetaError
 
     errors: list[type[BaseException]] = [ArtifactError, FeatureMetaError, DataError]
     try:  # online-side errors: a loader whose service is down, or whose check failed
@@ -40,8 +40,12 @@ def unreachable_errors() -> tuple[type[BaseException], ...]:
     import requests
     from tritonclient.utils import InferenceServerException
 
-    return (redis.ConnectionError, elastic_transport.ConnectionError, requests.ConnectionError,
-            InferenceServerException)
+    return (
+        redis.ConnectionError,
+        elastic_transport.ConnectionError,
+        requests.ConnectionError,
+        InferenceServerException,
+    )
 
 
 def run(main: Callable[[argparse.Namespace], object], parser: argparse.ArgumentParser) -> None:
@@ -54,8 +58,11 @@ def run(main: Callable[[argparse.Namespace], object], parser: argparse.ArgumentP
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
     except unreachable_errors() as exc:
-        print(f"error: a service is unreachable ({type(exc).__name__}: {exc}); "
-              "start them with `make services-up` and check `make services-status`", file=sys.stderr)
+        print(
+            f"error: a service is unreachable ({type(exc).__name__}: {exc}); "
+            "start them with `make services-up` and check `make services-status`",
+            file=sys.stderr,
+        )
         sys.exit(3)
 
 

@@ -32,9 +32,25 @@ TERM_MIN_CLICKS = 3  # a genre becomes a user term with >= this many clicks in t
 EMPTY_KEY = "empty_key"
 # MovieLens-1M genres; index 0 is the unknown genre (ML-100K's "unknown", or anything new).
 GENRE_NAMES = [
-    EMPTY_KEY, "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime",
-    "Documentary", "Drama", "Fantasy", "Film-Noir", "Horror", "Musical", "Mystery",
-    "Romance", "Sci-Fi", "Thriller", "War", "Western",
+    EMPTY_KEY,
+    "Action",
+    "Adventure",
+    "Animation",
+    "Children's",
+    "Comedy",
+    "Crime",
+    "Documentary",
+    "Drama",
+    "Fantasy",
+    "Film-Noir",
+    "Horror",
+    "Musical",
+    "Mystery",
+    "Romance",
+    "Sci-Fi",
+    "Thriller",
+    "War",
+    "Western",
 ]
 GENRES_MAPPING = {name: code for code, name in enumerate(GENRE_NAMES)}
 N_GENRES = len(GENRE_NAMES)

@@ -5,6 +5,7 @@
 service renders its own subclasses (:mod:`mlrec.online.errors`) as JSON. Anything that is not an
 ``MlrecError`` is a bug and keeps its traceback.
 """
+
 from __future__ import annotations
 
 

@@ -3,17 +3,19 @@
 Every write goes to a temp file in the same folder and is renamed into place, so a crash (or Ctrl-C)
 never leaves a half-written artifact behind for the next step to trip over.
 """
+
 from __future__ import annotations
 
 import os
-import pickle
 import tempfile
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 
 class ArtifactError(FileNotFoundError):
@@ -53,25 +55,40 @@ def read_parquet(path: Path, produced_by: str, columns: list[str] | None = None)
         raise ArtifactError(f"{path}: unreadable ({exc}); re-run `python {produced_by}`") from exc
 
 
-def write_pickle(obj: Any, path: Path) -> None:
+def write_id_lists(lists: Mapping[int, Sequence[int] | np.ndarray], path: Path, key: str, value: str) -> None:
+    """``{id: [int, ...]}`` -> parquet with columns ``key`` (int64) and ``value`` (list<int32>).
+
+    Parquet instead of a pickle: loading it runs no code, any tool reads it, and the lists are
+    stored as one flat array plus offsets (read back without a Python loop per id).
+    """
+    ids = np.fromiter(lists.keys(), dtype=np.int64, count=len(lists))
+    lengths = np.fromiter((len(v) for v in lists.values()), dtype=np.int64, count=len(lists))
+    flat = (
+        np.concatenate([np.asarray(v, dtype=np.int32) for v in lists.values()]) if len(lists) else np.zeros(0, np.int32)
+    )
+    offsets = np.r_[0, np.cumsum(lengths)].astype(np.int32)
+    table = pa.table({key: ids, value: pa.ListArray.from_arrays(pa.array(offsets), pa.array(flat))})
     with atomic_path(path) as tmp:
-        with open(tmp, "wb") as fh:
-            pickle.dump(obj, fh, protocol=4)
+        pq.write_table(table, tmp)
 
 
-def read_pickle(path: Path, produced_by: str) -> Any:
+def read_id_lists(path: Path, produced_by: str) -> dict[int, np.ndarray]:
+    """What :func:`write_id_lists` wrote: ``{id: int32 array}`` in the file's order."""
     _require(path, produced_by)
     try:
-        with open(path, "rb") as fh:
-            return pickle.load(fh)
-    except (pickle.UnpicklingError, EOFError) as exc:
-        raise ArtifactError(f"{path}: corrupt pickle ({exc}); re-run `python {produced_by}`") from exc
+        table = pq.read_table(path)
+        ids = table.column(0).to_numpy()
+        lists = table.column(1).combine_chunks()
+        offsets = lists.offsets.to_numpy()
+        flat = lists.values.to_numpy()[offsets[0] : offsets[-1]]
+    except Exception as exc:  # pyarrow raises several types for a corrupt file
+        raise ArtifactError(f"{path}: unreadable ({exc}); re-run `python {produced_by}`") from exc
+    return dict(zip(ids.tolist(), np.split(flat, offsets[1:-1] - offsets[0])))
 
 
 def write_npy(arr: np.ndarray, path: Path) -> None:
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as fh:
-            np.save(fh, arr)
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        np.save(fh, arr)
 
 
 def read_npy(path: Path, produced_by: str) -> np.ndarray:

@@ -3,6 +3,7 @@
 Log lines are ``key=value`` pairs (easy to grep, easy to parse); the level comes from
 ``$MLREC_LOG_LEVEL`` (default WARNING, so a normal run prints only progress bars and summaries).
 """
+
 from __future__ import annotations
 
 import json
@@ -10,9 +11,10 @@ import logging
 import os
 import sys
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 _FORMAT = "ts=%(asctime)s level=%(levelname)s logger=%(name)s msg=%(message)s"
 

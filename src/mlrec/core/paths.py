@@ -5,6 +5,7 @@ or ``$MLREC_DATA_DIR`` when set (tests point it at a temp folder). A step never 
 itself: it asks :class:`Paths`, so renaming an artifact is a one-line change.
 See ``data_exchange_center/README.md`` for what each artifact holds.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -29,7 +30,7 @@ class Paths:
     root: Path
 
     @classmethod
-    def from_env(cls, settings: Settings | None = None) -> "Paths":
+    def from_env(cls, settings: Settings | None = None) -> Paths:
         """The data dir of ``settings`` (default: from the environment and ``.env``)."""
         return cls((settings or Settings.from_env()).data_dir)
 
@@ -72,11 +73,11 @@ class Paths:
 
     @property
     def user_filter(self) -> Path:
-        return self.common_dir / "user_filter.pkl"
+        return self.common_dir / "user_filter.parquet"
 
     @property
     def item_genres(self) -> Path:
-        return self.common_dir / "item_genres.pkl"
+        return self.common_dir / "item_genres.parquet"
 
     # -- offline_to_online: what the loaders push into the online stores -------------------------
     @property
@@ -85,11 +86,11 @@ class Paths:
 
     @property
     def user_term(self) -> Path:
-        return self.o2o_dir / "recall" / "user_term.pkl"
+        return self.o2o_dir / "recall" / "user_term.parquet"
 
     @property
     def item_term(self) -> Path:
-        return self.o2o_dir / "recall" / "item_term.pkl"
+        return self.o2o_dir / "recall" / "item_term.parquet"
 
     @property
     def user_vector(self) -> Path:

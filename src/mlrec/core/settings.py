@@ -6,12 +6,13 @@ variable itself: it asks :class:`Settings`. Defaults are each server's
 standard port. A git-ignored ``.env`` at the repository root is read too (the same file
 ``docker compose`` reads); real environment variables win over it. Secrets never live in code.
 """
+
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 ENV_FILE = REPO_ROOT / ".env"
@@ -61,7 +62,7 @@ class Settings:
     feast_cli: str = "auto"  # native (the runtime's feast venv), docker (`docker compose exec feast`), auto
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None, env_file: Path | None = ENV_FILE) -> "Settings":
+    def from_env(cls, environ: Mapping[str, str] | None = None, env_file: Path | None = ENV_FILE) -> Settings:
         """Settings from ``environ`` (default ``os.environ``) over ``env_file`` (None: no file)."""
         file_values = read_env_file(env_file) if env_file else {}
         env = {**file_values, **(os.environ if environ is None else environ)}

@@ -3,6 +3,7 @@
 A named error (not ``assert``, not a bare ``ValueError`` from pandas) so entry points can catch it
 and print its message, which always names the file and says how to fix it.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -15,5 +16,4 @@ class DataError(ValueError):
 def refetch_hint(raw_dir: Path) -> str:
     """The fix for a broken raw folder: rebuild it from its source (the folder is named for its dataset)."""
     dataset = Path(raw_dir).name
-    return (f"delete {raw_dir} and re-run "
-            f"`python offline/preprocess/s0_get_data.py --dataset {dataset} --force`")
+    return f"delete {raw_dir} and re-run `python offline/preprocess/s0_get_data.py --dataset {dataset} --force`"

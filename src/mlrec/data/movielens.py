@@ -17,6 +17,7 @@ is dropped with a warning; more than that means a truncated or corrupt file and 
 That fast path cannot see *extra* fields, so it is cross-checked by counting the ``:`` bytes
 (6 per row); any surprise falls back to a slower line-by-line parse that pinpoints bad rows.
 """
+
 from __future__ import annotations
 
 import logging
@@ -29,11 +30,21 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 
 from mlrec.core.constants import (
-    AGE, AGE_BUCKETS, GENDER, GENRES, ITEMID, N_OCCUPATIONS, OCCUPATION, RATING, TITLE, TS, USERID,
+    AGE,
+    AGE_BUCKETS,
+    GENDER,
+    GENRES,
+    ITEMID,
+    N_OCCUPATIONS,
+    OCCUPATION,
+    RATING,
+    TITLE,
+    TS,
+    USERID,
     ZIPCODE,
 )
-from mlrec.data.errors import DataError, refetch_hint
 from mlrec.core.log import kv
+from mlrec.data.errors import DataError, refetch_hint
 
 log = logging.getLogger(__name__)
 
@@ -88,9 +99,11 @@ class Rejects:
         if total > max_frac * max(self.n_rows, 1):
             raise DataError(
                 f"{self.path}: {total} of {self.n_rows} rows rejected: {self.describe()}. "
-                f"The file is truncated or corrupt: {refetch_hint(self.path.parent)}")
-        log.warning(kv(event="rows_rejected", file=self.path, rejected=total, rows=self.n_rows,
-                       detail=repr(self.describe())))
+                f"The file is truncated or corrupt: {refetch_hint(self.path.parent)}"
+            )
+        log.warning(
+            kv(event="rows_rejected", file=self.path, rejected=total, rows=self.n_rows, detail=repr(self.describe()))
+        )
         return total
 
 
@@ -98,8 +111,9 @@ def raw_file(raw_dir: Path, name: str) -> Path:
     """The path of one of the three files, which must exist and be non-empty."""
     path = Path(raw_dir) / name
     if not path.is_file():
-        raise DataError(f"{path} is missing: run "
-                        f"`python offline/preprocess/s0_get_data.py --dataset {Path(raw_dir).name}`")
+        raise DataError(
+            f"{path} is missing: run `python offline/preprocess/s0_get_data.py --dataset {Path(raw_dir).name}`"
+        )
     if path.stat().st_size == 0:
         raise DataError(f"{path} is empty: {refetch_hint(raw_dir)}")
     return path
@@ -153,17 +167,27 @@ def load_users(raw_dir: Path, *, max_rejected_frac: float = MAX_REJECTED_FRAC) -
     lines = _read_lines(path)
     rejects = Rejects(path, n_rows=len(lines))
     fields = _split_fields(lines, 5, rejects)
-    frame = pd.DataFrame({
-        USERID: _to_number(fields[0]), GENDER: fields[1].str.strip(), AGE: _to_number(fields[2]),
-        OCCUPATION: _to_number(fields[3]), ZIPCODE: fields[4].str.strip(),
-    }, index=fields.index)
-    frame = _drop_rejected(frame, {
-        "non-numeric or non-positive UserID": _bad_id(frame[USERID]),
-        f"Gender not in {'/'.join(GENDERS)}": ~frame[GENDER].isin(GENDERS),
-        f"Age not an ML-1M bucket {AGE_BUCKETS}": ~frame[AGE].isin(AGE_BUCKETS),
-        f"Occupation not in 0..{N_OCCUPATIONS - 1}": ~frame[OCCUPATION].between(0, N_OCCUPATIONS - 1),
-        "duplicate UserID": frame[USERID].duplicated(),
-    }, rejects)
+    frame = pd.DataFrame(
+        {
+            USERID: _to_number(fields[0]),
+            GENDER: fields[1].str.strip(),
+            AGE: _to_number(fields[2]),
+            OCCUPATION: _to_number(fields[3]),
+            ZIPCODE: fields[4].str.strip(),
+        },
+        index=fields.index,
+    )
+    frame = _drop_rejected(
+        frame,
+        {
+            "non-numeric or non-positive UserID": _bad_id(frame[USERID]),
+            f"Gender not in {'/'.join(GENDERS)}": ~frame[GENDER].isin(GENDERS),
+            f"Age not an ML-1M bucket {AGE_BUCKETS}": ~frame[AGE].isin(AGE_BUCKETS),
+            f"Occupation not in 0..{N_OCCUPATIONS - 1}": ~frame[OCCUPATION].between(0, N_OCCUPATIONS - 1),
+            "duplicate UserID": frame[USERID].duplicated(),
+        },
+        rejects,
+    )
     n_rejected = rejects.check(max_rejected_frac)
     users = frame.astype(USER_DTYPES).astype({GENDER: str, ZIPCODE: str}).reset_index(drop=True)
     users.attrs["rejected_rows"] = n_rejected
@@ -182,15 +206,18 @@ def load_movies(raw_dir: Path, *, max_rejected_frac: float = MAX_REJECTED_FRAC) 
     rejects = Rejects(path, n_rows=len(lines))
     head = lines.str.partition(SEP)
     rest = head[2].str.rpartition(SEP)
-    frame = pd.DataFrame({ITEMID: _to_number(head[0]), TITLE: rest[0], GENRES: rest[2].str.strip()},
-                         index=lines.index)
-    frame = _drop_rejected(frame, {
-        "rows without 3 `::`-separated fields": (head[1] == "") | (rest[1] == ""),
-        "non-numeric or non-positive MovieID": _bad_id(frame[ITEMID]),
-        "empty Title": frame[TITLE].str.strip() == "",
-        "empty Genres": frame[GENRES] == "",
-        "duplicate MovieID": frame[ITEMID].duplicated(),
-    }, rejects)
+    frame = pd.DataFrame({ITEMID: _to_number(head[0]), TITLE: rest[0], GENRES: rest[2].str.strip()}, index=lines.index)
+    frame = _drop_rejected(
+        frame,
+        {
+            "rows without 3 `::`-separated fields": (head[1] == "") | (rest[1] == ""),
+            "non-numeric or non-positive MovieID": _bad_id(frame[ITEMID]),
+            "empty Title": frame[TITLE].str.strip() == "",
+            "empty Genres": frame[GENRES] == "",
+            "duplicate MovieID": frame[ITEMID].duplicated(),
+        },
+        rejects,
+    )
     n_rejected = rejects.check(max_rejected_frac)
     movies = frame.astype({ITEMID: "int32", TITLE: str, GENRES: str}).reset_index(drop=True)
     movies.attrs["rejected_rows"] = n_rejected
@@ -210,8 +237,16 @@ def _read_ratings_fast(path: Path) -> pd.DataFrame | None:
     """The C-engine parse; None when the file is not perfectly formed (then the slow path explains why)."""
     names = [USERID, "_1", ITEMID, "_3", RATING, "_5", TS]
     try:
-        frame = pd.read_csv(path, sep=":", header=None, names=names, usecols=RATING_COLUMNS,
-                            dtype=RATING_DTYPES, engine="c", encoding=ENCODING)
+        frame = pd.read_csv(
+            path,
+            sep=":",
+            header=None,
+            names=names,
+            usecols=RATING_COLUMNS,
+            dtype=RATING_DTYPES,
+            engine="c",
+            encoding=ENCODING,
+        )
     except (ValueError, OverflowError, pd.errors.ParserError):
         return None
     if _count_bytes(path, b":") != 6 * len(frame):  # a row with extra fields parses silently
@@ -224,8 +259,7 @@ def _read_ratings_slow(path: Path, rejects: Rejects) -> pd.DataFrame:
     lines = _read_lines(path)
     rejects.n_rows = len(lines)
     fields = _split_fields(lines, 4, rejects)
-    frame = pd.DataFrame({col: _to_number(fields[i]) for i, col in enumerate(RATING_COLUMNS)},
-                         index=fields.index)
+    frame = pd.DataFrame({col: _to_number(fields[i]) for i, col in enumerate(RATING_COLUMNS)}, index=fields.index)
     return _drop_rejected(frame, {"non-integer fields": frame.isna().any(axis=1)}, rejects)
 
 
@@ -239,27 +273,41 @@ def load_ratings(raw_dir: Path, *, max_rejected_frac: float = MAX_REJECTED_FRAC)
         frame = _read_ratings_slow(path, rejects)
     else:
         rejects.n_rows = len(frame)
-    frame = _drop_rejected(frame, {
-        "non-positive or too large UserID": _bad_id(frame[USERID]),
-        "non-positive or too large MovieID": _bad_id(frame[ITEMID]),
-        f"Rating outside {RATING_MIN}..{RATING_MAX}": ~frame[RATING].between(RATING_MIN, RATING_MAX),
-        "negative Timestamp": frame[TS] < 0,
-    }, rejects)
+    frame = _drop_rejected(
+        frame,
+        {
+            "non-positive or too large UserID": _bad_id(frame[USERID]),
+            "non-positive or too large MovieID": _bad_id(frame[ITEMID]),
+            f"Rating outside {RATING_MIN}..{RATING_MAX}": ~frame[RATING].between(RATING_MIN, RATING_MAX),
+            "negative Timestamp": frame[TS] < 0,
+        },
+        rejects,
+    )
     n_rejected = rejects.check(max_rejected_frac)
     ratings = frame.astype(RATING_DTYPES, copy=False).reset_index(drop=True)
     ratings.attrs["rejected_rows"] = n_rejected
     return ratings
 
 
-def check_references(ratings: pd.DataFrame, users: pd.DataFrame, movies: pd.DataFrame, raw_dir: Path,
-                     *, max_rejected_frac: float = MAX_REJECTED_FRAC) -> pd.DataFrame:
+def check_references(
+    ratings: pd.DataFrame,
+    users: pd.DataFrame,
+    movies: pd.DataFrame,
+    raw_dir: Path,
+    *,
+    max_rejected_frac: float = MAX_REJECTED_FRAC,
+) -> pd.DataFrame:
     """Reject ratings whose user is not in users.dat or whose item is not in movies.dat."""
     rejects = Rejects(Path(raw_dir) / RATINGS_FILE, n_rows=len(ratings))
     frame = ratings.set_axis(ratings.index + 1)
-    frame = _drop_rejected(frame, {
-        f"ratings of a UserID missing from {USERS_FILE}": ~frame[USERID].isin(users[USERID]),
-        f"ratings of a MovieID missing from {MOVIES_FILE}": ~frame[ITEMID].isin(movies[ITEMID]),
-    }, rejects)
+    frame = _drop_rejected(
+        frame,
+        {
+            f"ratings of a UserID missing from {USERS_FILE}": ~frame[USERID].isin(users[USERID]),
+            f"ratings of a MovieID missing from {MOVIES_FILE}": ~frame[ITEMID].isin(movies[ITEMID]),
+        },
+        rejects,
+    )
     n_rejected = rejects.check(max_rejected_frac)
     if n_rejected == 0:
         return ratings

@@ -5,6 +5,7 @@ parameters (e.g. synthetic scale and seed) and still matches the three files' si
 is built in a hidden sibling and renamed into place only after it loaded cleanly, and the
 manifest is its last file, so a crash or Ctrl-C never leaves a half-written dataset behind.
 """
+
 from __future__ import annotations
 
 import json
@@ -17,11 +18,11 @@ from typing import Any
 import pandas as pd
 
 from mlrec.core.constants import SEED
+from mlrec.core.log import kv
+from mlrec.core.paths import Paths
 from mlrec.data import ml1m, ml100k, synthetic
 from mlrec.data.errors import DataError, refetch_hint
 from mlrec.data.movielens import RAW_FILES, check_references, load_movies, load_ratings, load_users
-from mlrec.core.log import kv
-from mlrec.core.paths import Paths
 
 log = logging.getLogger(__name__)
 
@@ -34,8 +35,11 @@ EXPECTED_COUNTS = {"ml-100k": ml100k.EXPECTED_COUNTS, "ml-1m": ml1m.EXPECTED_COU
 def _params(name: str, scale: int | None, seed: int) -> dict[str, Any]:
     """What the folder's content depends on; a change means a rebuild."""
     if name == "synthetic":
-        return {"n_ratings": int(scale or DEFAULT_SCALE), "seed": int(seed),
-                "generator_version": synthetic.GENERATOR_VERSION}
+        return {
+            "n_ratings": int(scale or DEFAULT_SCALE),
+            "seed": int(seed),
+            "generator_version": synthetic.GENERATOR_VERSION,
+        }
     if name == "ml-100k":
         return {"source": ml100k.WHEEL_NAME, "sha256": ml100k.WHEEL_SHA256}
     return {"source": ml1m.URL, "sha256": ml1m.SHA256}
@@ -83,13 +87,16 @@ def _build(name: str, out_dir: Path, paths: Paths, params: dict[str, Any]) -> No
 def _check_counts(name: str, out_dir: Path, counts: dict[str, int]) -> None:
     expected = EXPECTED_COUNTS.get(name)
     if expected is not None and counts != expected:
-        raise DataError(f"{name} built into {out_dir} has {counts}, expected {expected}: "
-                        f"the source is truncated or not the published release; delete the cached "
-                        f"download under the cache folder and re-run")
+        raise DataError(
+            f"{name} built into {out_dir} has {counts}, expected {expected}: "
+            f"the source is truncated or not the published release; delete the cached "
+            f"download under the cache folder and re-run"
+        )
 
 
-def prepare_dataset(name: str, paths: Paths, *, scale: int | None = None, seed: int = SEED,
-                    force: bool = False) -> Path:
+def prepare_dataset(
+    name: str, paths: Paths, *, scale: int | None = None, seed: int = SEED, force: bool = False
+) -> Path:
     """Make ``paths.raw_dir(name)`` hold the dataset in the canonical layout; returns that folder.
 
     Idempotent: a prepared folder with the same parameters is left alone unless ``force``.
@@ -110,8 +117,12 @@ def prepare_dataset(name: str, paths: Paths, *, scale: int | None = None, seed: 
         users, movies, ratings = load_dataset(tmp)
         counts = {"users": len(users), "items": len(movies), "ratings": len(ratings)}
         _check_counts(name, tmp, counts)
-        manifest = {"dataset": name, "params": params, "counts": counts,
-                    "sizes": {f: (tmp / f).stat().st_size for f in RAW_FILES}}
+        manifest = {
+            "dataset": name,
+            "params": params,
+            "counts": counts,
+            "sizes": {f: (tmp / f).stat().st_size for f in RAW_FILES},
+        }
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True))
         if raw_dir.exists():
             raw_dir.rename(old)

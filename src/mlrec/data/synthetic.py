@@ -18,6 +18,7 @@ benchmarked at 1M and 10M ratings. The generator mimics ML-1M's shape and plants
 
 Everything is vectorised numpy over chunks of draws, so 10M ratings take seconds, not minutes.
 """
+
 from __future__ import annotations
 
 import logging
@@ -28,12 +29,23 @@ import numpy as np
 import pandas as pd
 
 from mlrec.core.constants import (
-    AGE, AGE_BUCKETS, GENDER, GENRE_NAMES, GENRES, ITEMID, OCCUPATION, RATING, SEED, TITLE, TS, USERID,
+    AGE,
+    AGE_BUCKETS,
+    GENDER,
+    GENRE_NAMES,
+    GENRES,
+    ITEMID,
+    OCCUPATION,
+    RATING,
+    SEED,
+    TITLE,
+    TS,
+    USERID,
     ZIPCODE,
 )
+from mlrec.core.log import kv
 from mlrec.data.errors import DataError
 from mlrec.data.movielens import GENRE_SEP, write_movielens
-from mlrec.core.log import kv
 
 log = logging.getLogger(__name__)
 
@@ -47,14 +59,17 @@ MIN_N_RATINGS = 2_000
 MAX_USER_SHARE_OF_ITEMS = 0.5  # the heaviest user rates at most this share of the catalogue
 GENRES_18 = GENRE_NAMES[1:]  # real genres; code = index + 1
 # ML-1M movie counts per genre (Action .. Western), the prior for item genres and user tastes
-GENRE_FREQ = np.array([503, 283, 105, 251, 1200, 211, 127, 1603, 68, 44, 343, 114, 106, 471, 276, 492, 143, 68],
-                      dtype=np.float64)
+GENRE_FREQ = np.array(
+    [503, 283, 105, 251, 1200, 211, 127, 1603, 68, 44, 343, 114, 106, 471, 276, 492, 143, 68], dtype=np.float64
+)
 GENRE_COUNT_P = np.array([0.5, 0.35, 0.15])  # P(item has 1, 2, 3 genres)
 # ML-1M demographics
 P_MALE = 0.717
 AGE_P = np.array([222, 1103, 2096, 1193, 550, 496, 380], dtype=np.float64)
-OCCUPATION_P = np.array([711, 528, 267, 173, 759, 112, 236, 679, 17, 92, 195, 129, 388, 142, 302, 144, 241,
-                         502, 70, 72, 281], dtype=np.float64)
+OCCUPATION_P = np.array(
+    [711, 528, 267, 173, 759, 112, 236, 679, 17, 92, 195, 129, 388, 142, 302, 144, 241, 502, 70, 72, 281],
+    dtype=np.float64,
+)
 # rating model
 TASTE_CONCENTRATION = 4.0  # Dirichlet total: lower = pickier users
 P_TASTE_EXPOSURE = 0.6  # share of a user's items picked from their favourite genres
@@ -72,8 +87,17 @@ def _tilts() -> tuple[np.ndarray, np.ndarray]:
     """Multiplicative genre-taste tilts by gender (F, M) and age bucket: the demographic signal."""
     idx = {g: i for i, g in enumerate(GENRES_18)}
     gender = np.ones((2, 18))
-    for g, f in {"Romance": 2.0, "Drama": 1.3, "Children's": 1.5, "Musical": 1.6, "Action": 0.6,
-                 "Sci-Fi": 0.6, "War": 0.6, "Western": 0.6, "Horror": 0.8}.items():
+    for g, f in {
+        "Romance": 2.0,
+        "Drama": 1.3,
+        "Children's": 1.5,
+        "Musical": 1.6,
+        "Action": 0.6,
+        "Sci-Fi": 0.6,
+        "War": 0.6,
+        "Western": 0.6,
+        "Horror": 0.8,
+    }.items():
         gender[0, idx[g]] = f
     for g, f in {"Action": 1.3, "Sci-Fi": 1.3, "War": 1.3, "Western": 1.3, "Thriller": 1.2, "Romance": 0.8}.items():
         gender[1, idx[g]] = f
@@ -135,8 +159,9 @@ def _items(spec: SyntheticSpec, rng: np.random.Generator) -> tuple[pd.DataFrame,
     joined = (parts[0] + GENRE_SEP + parts[1] + GENRE_SEP + parts[2]).str.strip(GENRE_SEP)  # "" only leads
     ids = np.arange(1, n + 1, dtype=np.int32)
     years = rng.integers(1919, 2001, size=n)
-    movies = pd.DataFrame({ITEMID: ids, TITLE: [f"Synthetic Movie {i} ({y})" for i, y in zip(ids, years)],
-                           GENRES: joined})
+    movies = pd.DataFrame(
+        {ITEMID: ids, TITLE: [f"Synthetic Movie {i} ({y})" for i, y in zip(ids, years)], GENRES: joined}
+    )
     return movies, genres.astype(np.int8), pop, quality
 
 
@@ -151,11 +176,15 @@ def _users(spec: SyntheticSpec, rng: np.random.Generator) -> tuple[pd.DataFrame,
     prior *= TASTE_CONCENTRATION / prior.sum(axis=1, keepdims=True)
     taste = rng.gamma(prior).astype(np.float32)  # Dirichlet via normalised gammas, one prior per user
     taste /= np.maximum(taste.sum(axis=1, keepdims=True), 1e-12)
-    users = pd.DataFrame({
-        USERID: np.arange(1, n + 1, dtype=np.int32), GENDER: np.where(male, "M", "F"),
-        AGE: np.asarray(AGE_BUCKETS, dtype=np.int8)[age_idx], OCCUPATION: occupation.astype(np.int8),
-        ZIPCODE: pd.Series(rng.integers(0, 100_000, size=n)).astype(str).str.zfill(5),
-    })
+    users = pd.DataFrame(
+        {
+            USERID: np.arange(1, n + 1, dtype=np.int32),
+            GENDER: np.where(male, "M", "F"),
+            AGE: np.asarray(AGE_BUCKETS, dtype=np.int8)[age_idx],
+            OCCUPATION: occupation.astype(np.int8),
+            ZIPCODE: pd.Series(rng.integers(0, 100_000, size=n)).astype(str).str.zfill(5),
+        }
+    )
     return users, taste
 
 
@@ -207,11 +236,11 @@ class _Sampler:
     def draw(self, users: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         items = np.empty(users.size, dtype=np.int64)
         for lo in range(0, users.size, CHUNK):
-            u = users[lo:lo + CHUNK].astype(np.int64)
+            u = users[lo : lo + CHUNK].astype(np.int64)
             pick = np.searchsorted(self.user_cdf, u + rng.random(u.size), side="right") - u * self.n_lists
             pick = np.clip(pick, 0, self.n_lists - 1)
             pos = np.searchsorted(self.item_cdf, pick + rng.random(u.size), side="right")
-            items[lo:lo + u.size] = self.item_ids[np.clip(pos, self.start[pick], self.end[pick] - 1)]
+            items[lo : lo + u.size] = self.item_ids[np.clip(pos, self.start[pick], self.end[pick] - 1)]
         return items
 
 
@@ -228,7 +257,9 @@ def _fresh(keys: np.ndarray, seen: np.ndarray) -> np.ndarray:
     return fresh
 
 
-def _pairs(spec: SyntheticSpec, world: _World, counts: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def _pairs(
+    spec: SyntheticSpec, world: _World, counts: np.ndarray, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
     """Distinct (user, item) pairs, ``counts[u]`` per user: oversample, drop repeats, top up the short."""
     n_items = spec.n_items
     by_taste = _Sampler(world.taste, world.item_genres, world.item_pop, P_TASTE_EXPOSURE)
@@ -238,7 +269,7 @@ def _pairs(spec: SyntheticSpec, world: _World, counts: np.ndarray, rng: np.rando
     for round_ in range(12):
         # heavy users exhaust the popular items: after a few rounds, top up uniformly
         sampler = by_taste if round_ < 4 else uniform
-        users = np.repeat(np.arange(spec.n_users), np.ceil(need * 1.3 * 2 ** round_).astype(np.int64))
+        users = np.repeat(np.arange(spec.n_users), np.ceil(need * 1.3 * 2**round_).astype(np.int64))
         items = sampler.draw(users, rng)
         keys = users * n_items + items
         fresh = _fresh(keys, seen)
@@ -267,12 +298,13 @@ def _ratings(users: np.ndarray, items: np.ndarray, world: _World, rng: np.random
     taste = np.hstack([taste, np.zeros((taste.shape[0], 1), dtype=np.float32)])  # column 18: "no genre"
     score = np.empty(users.size, dtype=np.float32)
     for lo in range(0, users.size, CHUNK):
-        u, i = users[lo:lo + CHUNK], items[lo:lo + CHUNK]
+        u, i = users[lo : lo + CHUNK], items[lo : lo + CHUNK]
         g = world.item_genres[i].astype(np.int64)
         n_genres = np.maximum((g >= 0).sum(axis=1), 1)
         match = taste[u[:, None], np.where(g < 0, 18, g)].sum(axis=1) / n_genres
-        score[lo:lo + u.size] = (TASTE_WEIGHT * match + world.item_quality[i] + world.user_bias[u]
-                                 + rng.normal(0, NOISE_SD, u.size))
+        score[lo : lo + u.size] = (
+            TASTE_WEIGHT * match + world.item_quality[i] + world.user_bias[u] + rng.normal(0, NOISE_SD, u.size)
+        )
     sample = score if score.size <= CHUNK else rng.choice(score, CHUNK, replace=False)
     cuts = np.quantile(sample, RATING_CDF)
     return (np.searchsorted(cuts, score, side="right") + 1).astype(np.int8)
@@ -285,7 +317,7 @@ def _timestamps(users: np.ndarray, n_users: int, rng: np.random.Generator) -> np
     for lo in range(0, users.size, CHUNK):
         m = min(CHUNK, users.size - lo)
         mean = np.where(rng.random(m) < P_SESSION_BREAK, BREAK_MEAN_S, BURST_MEAN_S)
-        gaps[lo:lo + m] = 1 + rng.exponential(mean).astype(np.int64)
+        gaps[lo : lo + m] = 1 + rng.exponential(mean).astype(np.int64)
     first = np.r_[True, users[1:] != users[:-1]]  # users are sorted
     gaps[first] = 0
     elapsed = np.cumsum(gaps)
@@ -304,8 +336,15 @@ def generate(spec: SyntheticSpec) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFr
     rating = _ratings(u, i, world, rng)
     ts = _timestamps(u, spec.n_users, rng)
     ratings = pd.DataFrame({USERID: u + 1, ITEMID: i + 1, RATING: rating, TS: ts})
-    log.info(kv(event="synthetic", users=spec.n_users, items=spec.n_items, ratings=len(ratings),
-                click_share=float((rating > 3).mean())))
+    log.info(
+        kv(
+            event="synthetic",
+            users=spec.n_users,
+            items=spec.n_items,
+            ratings=len(ratings),
+            click_share=float((rating > 3).mean()),
+        )
+    )
     return users, movies, ratings
 
 

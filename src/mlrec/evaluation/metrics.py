@@ -13,9 +13,10 @@ ideal DCG over ``min(#relevant, K)`` items, so a user with 3 relevant items who 
 scores 1 at any K. Users with no relevant item have no defined recall or NDCG: the caller drops
 them first (and counts them); passing one in raises :class:`MetricInputError`.
 """
+
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -43,20 +44,24 @@ def _check_no_duplicates(ranked: np.ndarray) -> None:
     dup = (s[:, 1:] == s[:, :-1]) & (s[:, 1:] != PAD)
     if dup.any():
         row = int(np.flatnonzero(dup.any(axis=1))[0])
-        raise MetricInputError(f"ranked list of row {row} repeats an item ({s[row][1:][dup[row]][0]}); "
-                               "each list must hold distinct item ids")
+        raise MetricInputError(
+            f"ranked list of row {row} repeats an item ({s[row][1:][dup[row]][0]}); "
+            "each list must hold distinct item ids"
+        )
 
 
 def hit_matrix(ranked: np.ndarray, relevant: Sequence[np.ndarray]) -> np.ndarray:
     """bool ``[users, K]``: is ``ranked[u, j]`` in ``relevant[u]``? One ``np.isin`` over (user, item) keys."""
     ranked = np.asarray(ranked, dtype=np.int64)
     if ranked.ndim != 2 or len(ranked) != len(relevant):
-        raise MetricInputError(f"ranked has shape {ranked.shape}, expected ({len(relevant)}, K): "
-                               "one row per user in `relevant`")
+        raise MetricInputError(
+            f"ranked has shape {ranked.shape}, expected ({len(relevant)}, K): one row per user in `relevant`"
+        )
     _check_no_duplicates(ranked)
     lengths = np.fromiter((len(r) for r in relevant), dtype=np.int64, count=len(relevant))
-    rel_items = np.concatenate([np.asarray(r, dtype=np.int64) for r in relevant]) if lengths.sum() else \
-        np.zeros(0, np.int64)
+    rel_items = (
+        np.concatenate([np.asarray(r, dtype=np.int64) for r in relevant]) if lengths.sum() else np.zeros(0, np.int64)
+    )
     width = int(max(ranked.max(initial=0), rel_items.max(initial=0))) + 1
     rel_keys = np.repeat(np.arange(len(relevant), dtype=np.int64), lengths) * width + rel_items
     rec_keys = np.arange(len(ranked), dtype=np.int64)[:, None] * width + ranked
@@ -75,8 +80,10 @@ def _prepare(hits: np.ndarray, n_relevant: np.ndarray | None, k: int) -> tuple[n
     if n_relevant.shape != (len(hits),):
         raise MetricInputError(f"n_relevant has shape {n_relevant.shape}, expected ({len(hits)},)")
     if (n_relevant < 1).any():
-        raise MetricInputError(f"{int((n_relevant < 1).sum())} users have no relevant item: "
-                               "drop them before scoring (their recall and NDCG are undefined)")
+        raise MetricInputError(
+            f"{int((n_relevant < 1).sum())} users have no relevant item: "
+            "drop them before scoring (their recall and NDCG are undefined)"
+        )
     if (hits.sum(axis=1) > n_relevant).any():
         raise MetricInputError("a row has more hits than relevant items: n_relevant does not match hits")
     return hits[:, :k], n_relevant

@@ -13,15 +13,16 @@ and the same stores the service reads, so the numbers are comparable:
 * baselines in numpy over the full catalogue: most popular by train clicks and ID-only MF
   (dot product of the exported MF vectors), seen items removed like the service removes them.
 """
+
 from __future__ import annotations
 
 import json
 import logging
 import time
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from functools import partial
-from typing import Callable, Iterable
 
 import numpy as np
 import pandas as pd
@@ -31,15 +32,27 @@ from tqdm import tqdm
 
 from mlrec.core import io
 from mlrec.core.constants import ITEMID, LABEL, ONLINE_LAST_N, RECALL_SIZE, RESPONSE_SIZE, USERID
+from mlrec.core.paths import (
+    DATA_SCRIPT,
+    SPLIT_SCRIPT,
+    TERM_RECALL_SCRIPT,
+    TERMS_SCRIPT,
+    VECTOR_RECALL_SCRIPT,
+    Paths,
+)
+from mlrec.core.settings import Settings
 from mlrec.evaluation.metrics import (
-    PAD, coverage, hit_matrix, hit_rate_at_k, ndcg_at_k, pad_lists, recall_at_k, recall_curve,
+    PAD,
+    coverage,
+    hit_matrix,
+    hit_rate_at_k,
+    ndcg_at_k,
+    pad_lists,
+    recall_at_k,
+    recall_curve,
 )
 from mlrec.offline.popular import popular_items
 from mlrec.online import es_index, redis_store
-from mlrec.core.paths import (
-    DATA_SCRIPT, SPLIT_SCRIPT, TERM_RECALL_SCRIPT, TERMS_SCRIPT, VECTOR_RECALL_SCRIPT, Paths,
-)
-from mlrec.core.settings import Settings
 
 log = logging.getLogger(__name__)
 MAX_SERVED = RECALL_SIZE  # POST /ml/rec accepts size <= 200
@@ -53,9 +66,9 @@ def protocol(catalogue_size: int) -> dict[str, str]:
     """The protocol every number in the report is measured under, in words."""
     return {
         "split": f"per user, time-ordered; each user's last {ONLINE_LAST_N} events held out "
-                 "(offline/common/online_imp.parquet), everything before is offline (train + test)",
+        "(offline/common/online_imp.parquet), everything before is offline (train + test)",
         "relevant": "held-out events with rating > 3 (label 1); binary relevance; "
-                    "users with no held-out positive are skipped and counted",
+        "users with no held-out positive are skipped and counted",
         "catalogue": f"full catalogue: all {catalogue_size} items indexed in Elasticsearch",
         "seen": "items the user rated offline (train + test; the Redis filter) removed from every list",
         "averaging": "metrics are means over evaluated users; *_se = standard error of that mean",
@@ -63,8 +76,10 @@ def protocol(catalogue_size: int) -> dict[str, str]:
 
 
 def protocol_line(catalogue_size: int) -> str:
-    return (f"time-ordered split, last {ONLINE_LAST_N} held out (positives: rating>3), "
-            f"full catalogue ({catalogue_size} items), seen items removed")
+    return (
+        f"time-ordered split, last {ONLINE_LAST_N} held out (positives: rating>3), "
+        f"full catalogue ({catalogue_size} items), seen items removed"
+    )
 
 
 # -- held-out positives ------------------------------------------------------------------------
@@ -83,8 +98,9 @@ def held_out_positives(online: pd.DataFrame) -> HeldOut:
     if missing:
         raise EvaluationError(f"online events lack columns {sorted(missing)}; re-run `python {SPLIT_SCRIPT}`")
     users_total = int(online[USERID].nunique())
-    pos = online.loc[online[LABEL] == 1, [USERID, ITEMID]].drop_duplicates().sort_values([USERID, ITEMID],
-                                                                                         kind="stable")
+    pos = (
+        online.loc[online[LABEL] == 1, [USERID, ITEMID]].drop_duplicates().sort_values([USERID, ITEMID], kind="stable")
+    )
     userids, starts, counts = np.unique(pos[USERID].to_numpy(np.int64), return_index=True, return_counts=True)
     relevant = np.split(pos[ITEMID].to_numpy(np.int64), starts[1:]) if len(userids) else []
     return HeldOut(userids, relevant, counts.astype(np.int64), users_total, users_total - len(userids))
@@ -130,8 +146,10 @@ def _ask(session: requests.Session, url: str, userid: int, k: int, timeout_s: fl
             break
         log.info("event=retry userid=%s status=%s delay_s=%s", userid, resp.status_code, delay)
         time.sleep(delay)
-    raise EvaluationError(f"POST {url}/ml/rec for userid {userid}: HTTP {resp.status_code} {resp.text[:200]!r}; "
-                          f"check `curl -s {url}/healthz` and the server log")
+    raise EvaluationError(
+        f"POST {url}/ml/rec for userid {userid}: HTTP {resp.status_code} {resp.text[:200]!r}; "
+        f"check `curl -s {url}/healthz` and the server log"
+    )
 
 
 def _check_k(k: int) -> None:
@@ -145,8 +163,15 @@ def fetch_served(url: str, userids: np.ndarray, k: int, concurrency: int = 8, ti
     session = _session(concurrency)
     start = time.perf_counter()
     with ThreadPoolExecutor(max_workers=concurrency) as pool:
-        answers = list(tqdm(pool.map(lambda u: _ask(session, url, u, k, timeout_s), userids.tolist()),
-                            total=len(userids), desc="POST /ml/rec", unit="user", disable=None))
+        answers = list(
+            tqdm(
+                pool.map(lambda u: _ask(session, url, u, k, timeout_s), userids.tolist()),
+                total=len(userids),
+                desc="POST /ml/rec",
+                unit="user",
+                disable=None,
+            )
+        )
     seconds = time.perf_counter() - start
     session.close()
     return ServedLists(
@@ -166,7 +191,7 @@ def read_recall_inputs(client, userids: np.ndarray, batch: int = 1000) -> list[r
     """Each user's served recall inputs (``HGETALL user<id>``, pipelined); None when Redis has no hash."""
     out: list[redis_store.UserRecall | None] = []
     for lo in range(0, len(userids), batch):
-        chunk = userids[lo: lo + batch].tolist()
+        chunk = userids[lo : lo + batch].tolist()
         pipe = client.pipeline(transaction=False)
         for uid in chunk:
             pipe.hgetall(redis_store.user_key(uid))
@@ -196,9 +221,11 @@ def _search_ids(es, alias: str, body: dict | None) -> np.ndarray:
     return np.array([int(h["_id"]) for h in res["hits"]["hits"]], dtype=np.int64)
 
 
-def recall_stage_lists(es, alias: str, users: list[redis_store.UserRecall | None], k: int = RECALL_SIZE,
-                       concurrency: int = 8) -> dict[str, np.ndarray]:
+def recall_stage_lists(
+    es, alias: str, users: list[redis_store.UserRecall | None], k: int = RECALL_SIZE, concurrency: int = 8
+) -> dict[str, np.ndarray]:
     """Per stage, ``[users, k]`` candidate lists in the order Elasticsearch returns them."""
+
     def one(user):
         if user is None:  # not in Redis: the service would answer with the popular fallback
             return {s: np.zeros(0, np.int64) for s in STAGES}
@@ -223,8 +250,9 @@ def seen_mask(seen: dict[int, np.ndarray], userids: np.ndarray, catalogue: np.nd
     return mask
 
 
-def top_k_unseen(score_rows: Callable[[slice], np.ndarray], seen: np.ndarray, catalogue: np.ndarray, k: int,
-                 chunk: int = 1024) -> np.ndarray:
+def top_k_unseen(
+    score_rows: Callable[[slice], np.ndarray], seen: np.ndarray, catalogue: np.ndarray, k: int, chunk: int = 1024
+) -> np.ndarray:
     """Top k catalogue items per user by ``score_rows(user slice)``, seen items removed, ties by item id.
 
     Users are scored ``chunk`` at a time so memory stays ``chunk x catalogue`` on any dataset.
@@ -249,12 +277,20 @@ def popular_lists(offline: pd.DataFrame, catalogue: np.ndarray, seen: np.ndarray
     return top_k_unseen(lambda rows: np.broadcast_to(pop, (len(seen[rows]), len(catalogue))), seen, catalogue, k)
 
 
-def mf_lists(user_vectors: np.ndarray, item_vectors: np.ndarray, userids: np.ndarray, catalogue: np.ndarray,
-             seen: np.ndarray, k: int) -> np.ndarray:
+def mf_lists(
+    user_vectors: np.ndarray,
+    item_vectors: np.ndarray,
+    userids: np.ndarray,
+    catalogue: np.ndarray,
+    seen: np.ndarray,
+    k: int,
+) -> np.ndarray:
     """ID-only MF: exact dot product of the exported vectors over the whole catalogue, seen removed."""
     if userids.max(initial=0) >= len(user_vectors) or catalogue.max(initial=0) >= len(item_vectors):
-        raise EvaluationError(f"MF vectors cover {len(user_vectors)} users / {len(item_vectors)} items, fewer than "
-                              f"the ids evaluated; re-run `python {VECTOR_RECALL_SCRIPT}`")
+        raise EvaluationError(
+            f"MF vectors cover {len(user_vectors)} users / {len(item_vectors)} items, fewer than "
+            f"the ids evaluated; re-run `python {VECTOR_RECALL_SCRIPT}`"
+        )
     items = item_vectors[catalogue].astype(np.float64)
     users = user_vectors[userids].astype(np.float64)
     return top_k_unseen(lambda rows: users[rows] @ items.T, seen, catalogue, k)
@@ -272,8 +308,16 @@ class MethodScore:
     curve: list[float]  # mean Recall@k, k = 1..curve_k
 
 
-def score_lists(name: str, label: str, source: str, ranked: np.ndarray, held: HeldOut, catalogue_size: int,
-                ks: Iterable[int], curve_k: int) -> MethodScore:
+def score_lists(
+    name: str,
+    label: str,
+    source: str,
+    ranked: np.ndarray,
+    held: HeldOut,
+    catalogue_size: int,
+    ks: Iterable[int],
+    curve_k: int,
+) -> MethodScore:
     """HitRate/Recall/NDCG at each K that fits the list width, coverage, and the recall curve."""
     hits = hit_matrix(ranked, held.relevant)
     width = ranked.shape[1]
@@ -336,7 +380,7 @@ def dataset_name(paths: Paths) -> str:
     try:
         return str(json.loads(marker.read_text())["dataset"])
     except (json.JSONDecodeError, KeyError) as exc:
-        raise io.ArtifactError(f"{marker}: no \"dataset\" field; re-run `python {DATA_SCRIPT}`") from exc
+        raise io.ArtifactError(f'{marker}: no "dataset" field; re-run `python {DATA_SCRIPT}`') from exc
 
 
 @dataclass(frozen=True)
@@ -358,36 +402,50 @@ def read_inputs(paths: Paths) -> Inputs:
         dataset=dataset_name(paths),
         held=held_out_positives(online),
         offline=io.read_parquet(paths.offline_imp, SPLIT_SCRIPT),
-        seen=io.read_pickle(paths.user_filter, TERMS_SCRIPT),
-        catalogue=np.array(sorted(io.read_pickle(paths.item_term, TERM_RECALL_SCRIPT)), dtype=np.int64),
+        seen=io.read_id_lists(paths.user_filter, TERMS_SCRIPT),
+        catalogue=np.array(sorted(io.read_id_lists(paths.item_term, TERM_RECALL_SCRIPT)), dtype=np.int64),
         user_vectors=io.read_npy(paths.user_vector, VECTOR_RECALL_SCRIPT),
         item_vectors=io.read_npy(paths.item_vector, VECTOR_RECALL_SCRIPT),
     )
 
 
-def stage_summary(by_name: dict[str, MethodScore], ks: tuple[int, ...], served: np.ndarray,
-                  stages: dict[str, np.ndarray]) -> dict:
+def stage_summary(
+    by_name: dict[str, MethodScore], ks: tuple[int, ...], served: np.ndarray, stages: dict[str, np.ndarray]
+) -> dict:
     """Candidate recall per recall stage, ranker lift (served vs recall order) and two consistency checks."""
     system, recall_order = by_name["system"].metrics, by_name["recall_order"].metrics
     lift: dict[str, float | None] = {}
     for x in ks:
         key = f"ndcg@{x}"
-        lift.update({f"{key}_system": system[key], f"{key}_recall_order": recall_order[key],
-                     f"{key}_lift": system[key] - recall_order[key],
-                     f"{key}_lift_rel": _relative(system[key], recall_order[key])})
+        lift.update(
+            {
+                f"{key}_system": system[key],
+                f"{key}_recall_order": recall_order[key],
+                f"{key}_lift": system[key] - recall_order[key],
+                f"{key}_lift_rel": _relative(system[key], recall_order[key]),
+            }
+        )
     at = f"recall@{RECALL_SIZE}"
     return {
-        f"candidate_recall@{RECALL_SIZE}": {"term": by_name["term_recall"].metrics[at],
-                                           "vector": by_name["vector_recall"].metrics[at],
-                                           "hybrid": recall_order[at]},
+        f"candidate_recall@{RECALL_SIZE}": {
+            "term": by_name["term_recall"].metrics[at],
+            "vector": by_name["vector_recall"].metrics[at],
+            "hybrid": recall_order[at],
+        },
         "ranker_lift": lift,
         "served_within_hybrid_candidates": served_within(served, stages["hybrid"]),
         "hybrid_same_set_as_vector": same_sets(stages["hybrid"], stages["vector"]),
     }
 
 
-def evaluate_quality(paths: Paths, settings: Settings, url: str, k: int = RESPONSE_SIZE, concurrency: int = 8,
-                     ks: tuple[int, ...] = (10, RESPONSE_SIZE)) -> QualityReport:
+def evaluate_quality(
+    paths: Paths,
+    settings: Settings,
+    url: str,
+    k: int = RESPONSE_SIZE,
+    concurrency: int = 8,
+    ks: tuple[int, ...] = (10, RESPONSE_SIZE),
+) -> QualityReport:
     """Ask the service for every evaluable user's top k; score it beside the recall stages and baselines."""
     _check_k(k)
     if concurrency < 1:
@@ -414,32 +472,52 @@ def evaluate_quality(paths: Paths, settings: Settings, url: str, k: int = RESPON
     score = partial(score_lists, held=held, catalogue_size=n_cat, ks=ks + (RECALL_SIZE,), curve_k=k)
     methods = [
         score("system", "served: hybrid recall -> DeepFM (Triton)", "HTTP POST /ml/rec", served.ranked),
-        score("recall_order", "hybrid recall order, before ranking", "Elasticsearch hybrid (served body)",
-              stages["hybrid"]),
+        score(
+            "recall_order",
+            "hybrid recall order, before ranking",
+            "Elasticsearch hybrid (served body)",
+            stages["hybrid"],
+        ),
         score("vector_recall", "vector recall alone", "Elasticsearch kNN (served body minus terms)", stages["vector"]),
-        score("term_recall", "term recall alone",
-              "Elasticsearch terms (served body minus kNN; constant score, so index order)", stages["term"]),
+        score(
+            "term_recall",
+            "term recall alone",
+            "Elasticsearch terms (served body minus kNN; constant score, so index order)",
+            stages["term"],
+        ),
         score("mf", "baseline: ID-only MF, exact dot product", "numpy, full catalogue", mf),
         score("popular", "baseline: most popular by train clicks", "numpy, full catalogue", popular),
     ]
     users = dict(
-        total=held.users_total, evaluated=len(held.userids), skipped_no_positive=held.users_skipped,
-        held_out_positives=int(held.n_relevant.sum()), served_fallback=served.fallback_users,
+        total=held.users_total,
+        evaluated=len(held.userids),
+        skipped_no_positive=held.users_skipped,
+        held_out_positives=int(held.n_relevant.sum()),
+        served_fallback=served.fallback_users,
         not_in_redis=sum(u is None for u in recall_inputs),
         without_terms=sum(u is not None and not u.terms for u in recall_inputs),
     )
     lat = served.latency_ms
     timing = dict(
-        http_seconds=round(served.seconds, 3), http_retries=served.retries, http_requests_per_s=round(len(lat) / max(served.seconds, 1e-9), 1),
+        http_seconds=round(served.seconds, 3),
+        http_retries=served.retries,
+        http_requests_per_s=round(len(lat) / max(served.seconds, 1e-9), 1),
         http_latency_p50_ms=round(float(np.percentile(lat, 50)), 2) if len(lat) else 0.0,
         http_latency_p95_ms=round(float(np.percentile(lat, 95)), 2) if len(lat) else 0.0,
-        es_stage_seconds=round(stage_seconds, 3), baseline_seconds=round(baseline_seconds, 3),
+        es_stage_seconds=round(stage_seconds, 3),
+        baseline_seconds=round(baseline_seconds, 3),
         total_seconds=round(time.perf_counter() - t0, 3),
     )
     return QualityReport(
-        dataset=inp.dataset, url=url, protocol=protocol(n_cat), protocol_line=protocol_line(n_cat), users=users,
-        methods=methods, stages=stage_summary({m.name: m for m in methods}, ks, served.ranked, stages),
-        timing=timing, config=dict(k=k, concurrency=concurrency, recall_size=RECALL_SIZE, catalogue=n_cat),
+        dataset=inp.dataset,
+        url=url,
+        protocol=protocol(n_cat),
+        protocol_line=protocol_line(n_cat),
+        users=users,
+        methods=methods,
+        stages=stage_summary({m.name: m for m in methods}, ks, served.ranked, stages),
+        timing=timing,
+        config=dict(k=k, concurrency=concurrency, recall_size=RECALL_SIZE, catalogue=n_cat),
     )
 
 

@@ -3,6 +3,7 @@
 Each form carries the dataset name and the protocol line, so a number copied out of any of them
 still says how it was measured.
 """
+
 from __future__ import annotations
 
 import json
@@ -32,9 +33,12 @@ def format_table(report: QualityReport) -> str:
     """Fixed-width table: one row per method, HitRate/Recall/NDCG at each K, coverage, recall@200."""
     ks = [k for k in (10, report.config["k"]) if k <= report.config["k"]]
     ks = sorted(set(ks))
-    cols = [(f"HR@{k}", f"hit_rate@{k}") for k in ks] + [(f"R@{k}", f"recall@{k}") for k in ks] \
-        + [(f"NDCG@{k}", f"ndcg@{k}") for k in ks] + [(f"Cov@{ks[-1]}", f"coverage@{ks[-1]}"),
-                                                      (f"R@{RECALL_SIZE}", f"recall@{RECALL_SIZE}")]
+    cols = (
+        [(f"HR@{k}", f"hit_rate@{k}") for k in ks]
+        + [(f"R@{k}", f"recall@{k}") for k in ks]
+        + [(f"NDCG@{k}", f"ndcg@{k}") for k in ks]
+        + [(f"Cov@{ks[-1]}", f"coverage@{ks[-1]}"), (f"R@{RECALL_SIZE}", f"recall@{RECALL_SIZE}")]
+    )
     u = report.users
     lines = [
         f"quality on {report.dataset}: {report.protocol_line}",
@@ -49,8 +53,9 @@ def format_table(report: QualityReport) -> str:
     cand = report.stages[f"candidate_recall@{RECALL_SIZE}"]
     lift = report.stages["ranker_lift"]
     lines.append(f"candidate recall@{RECALL_SIZE}: " + ", ".join(f"{s} {v:.4f}" for s, v in cand.items()))
-    lines.append("ranker lift (NDCG served - NDCG recall order): " + ", ".join(
-        f"@{k} {lift[f'ndcg@{k}_lift']:+.4f}" for k in ks))
+    lines.append(
+        "ranker lift (NDCG served - NDCG recall order): " + ", ".join(f"@{k} {lift[f'ndcg@{k}_lift']:+.4f}" for k in ks)
+    )
     return "\n".join(lines)
 
 
@@ -75,8 +80,13 @@ def plot_recall_curves(report: QualityReport, path: Path) -> None:
         if m is None or not m.curve:
             continue
         k = len(m.curve)
-        ax.plot(range(1, k + 1), m.curve, style, linewidth=2.2 if name == "system" else 1.5,
-                label=f"{m.label}  (R@{k} {m.curve[-1]:.3f})")
+        ax.plot(
+            range(1, k + 1),
+            m.curve,
+            style,
+            linewidth=2.2 if name == "system" else 1.5,
+            label=f"{m.label}  (R@{k} {m.curve[-1]:.3f})",
+        )
     ax.set_xlabel("K (items recommended)")
     ax.set_ylabel("Recall@K (mean over users)")
     ax.set_xlim(1, report.config["k"])

@@ -1,4 +1,5 @@
 """Items' genre terms and MF vectors -> Elasticsearch (``offline_to_online/recall/s2_item_to_es.py``)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -14,7 +15,7 @@ from mlrec.online import es_index
 def load_es(paths: Paths, settings: Settings) -> dict:
     """Items' genre terms and MF vectors -> a new index behind the alias, then two checks."""
     with timed() as t:
-        item_terms = io.read_pickle(paths.item_term, TERM_RECALL_SCRIPT)
+        item_terms = io.read_id_lists(paths.item_term, TERM_RECALL_SCRIPT)
         vectors = io.read_npy(paths.item_vector, VECTOR_RECALL_SCRIPT)
         es = es_index.connect(settings, timeout=60)
         result = es_index.load_items(es, settings.es_index, item_terms, vectors)
@@ -27,13 +28,20 @@ def load_es(paths: Paths, settings: Settings) -> dict:
     probe = int(ids[len(ids) // 2])
     brute = ids[np.argsort(-(vectors[ids] @ vectors[probe]), kind="stable")[:10]]
     knn = es_index.knn_ids(es, settings.es_index, vectors[probe], k=10)
-    print(f"es check: genre {genre}: true {true_count}, hit {hits}; "
-          f"item {probe}: kNN top-1 {knn[0] if len(knn) else None}, brute-force top-1 {brute[0]}, "
-          f"top-10 overlap {len(set(knn) & set(brute))}/10")
+    print(
+        f"es check: genre {genre}: true {true_count}, hit {hits}; "
+        f"item {probe}: kNN top-1 {knn[0] if len(knn) else None}, brute-force top-1 {brute[0]}, "
+        f"top-10 overlap {len(set(knn) & set(brute))}/10"
+    )
     if hits != true_count or len(knn) == 0 or knn[0] != brute[0]:
         raise LoadCheckError("elasticsearch: term or vector check failed (see the line above)")
-    fields = dict(index=result.index, documents=result.documents, replaced=len(result.replaced),
-                  term_check=f"{hits}/{true_count}", knn_top10_overlap=len(set(knn) & set(brute)),
-                  seconds=t["seconds"])
+    fields = dict(
+        index=result.index,
+        documents=result.documents,
+        replaced=len(result.replaced),
+        term_check=f"{hits}/{true_count}",
+        knn_top10_overlap=len(set(knn) & set(brute)),
+        seconds=t["seconds"],
+    )
     summary("s2_item_to_es", paths.metrics, **fields)
     return fields

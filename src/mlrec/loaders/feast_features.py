@@ -1,8 +1,9 @@
 """User and item feature tables -> Feast (``offline_to_online/rank/s3_feature_to_feast.py``)."""
+
 from __future__ import annotations
 
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import numpy as np
 import pandas as pd
@@ -32,7 +33,7 @@ def load_feast(paths: Paths, settings: Settings, wait_s: float = 30.0) -> dict:
     with timed() as t:
         n_users, n_items = export_tables(paths)
         run_feast(["apply"], settings=settings, paths=paths)
-        end = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
+        end = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S")
         run_feast(["materialize-incremental", end], settings=settings, paths=paths)
     with timed() as served:
         client = FeastClient(settings.feast_url, timeout_s=5.0)
@@ -46,9 +47,11 @@ def load_feast(paths: Paths, settings: Settings, wait_s: float = 30.0) -> dict:
                 break
             time.sleep(1.0)
     uid = int(users[USERID].iloc[0])
-    print(f"feast check: curl -s -X POST {settings.feast_url}/get-online-features "
-          f"-H 'Content-Type: application/json' "
-          f"-d '{{\"feature_service\": \"{USER_SERVICE}\", \"entities\": {{\"userid\": [{uid}]}}}}'  (matches offline)")
+    print(
+        f"feast check: curl -s -X POST {settings.feast_url}/get-online-features "
+        f"-H 'Content-Type: application/json' "
+        f'-d \'{{"feature_service": "{USER_SERVICE}", "entities": {{"userid": [{uid}]}}}}\'  (matches offline)'
+    )
     fields = dict(users=n_users, items=n_items, seconds=t["seconds"], served_after_s=served["seconds"])
     summary("s3_feature_to_feast", paths.metrics, **fields)
     return fields

@@ -4,6 +4,7 @@ Used by ``s5_check_offline_and_online.py`` and by the end-to-end test, so "onlin
 definition: the same :class:`~mlrec.online.assemble.FeatureAssembler`, fed from the parquet tables
 ``s5_feature_engi.py`` wrote instead of from Feast, and the trained model with its sigmoid.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -11,10 +12,9 @@ import torch
 
 from mlrec.core import io
 from mlrec.core.constants import ITEMID, USERID
+from mlrec.core.paths import FEATURES_SCRIPT, Paths
 from mlrec.offline.feature_meta import FeatureMeta
 from mlrec.online.assemble import FeatureAssembler
-from mlrec.core.paths import FEATURES_SCRIPT, Paths
-
 
 
 class OfflineScorer:

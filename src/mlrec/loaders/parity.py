@@ -1,5 +1,6 @@
 """Online == offline: rows built from Feast's served features and scored by Triton must equal the
 offline feature tables scored by the PyTorch checkpoint (``offline_to_online/rank/s5_check_offline_and_online.py``)."""
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
@@ -26,8 +27,14 @@ class ParityReport:
     tolerance: float
 
 
-def check_parity(paths: Paths, settings: Settings, n_users: int = 20, items_per_user: int = 60,
-                 tolerance: float = 1e-5, seed: int = 0) -> ParityReport:
+def check_parity(
+    paths: Paths,
+    settings: Settings,
+    n_users: int = 20,
+    items_per_user: int = 60,
+    tolerance: float = 1e-5,
+    seed: int = 0,
+) -> ParityReport:
     """Rows built from Feast's served features, scored by Triton, vs the offline tables scored by PyTorch."""
     reference = OfflineScorer(paths)
     rng = np.random.default_rng(seed)
@@ -47,9 +54,15 @@ def check_parity(paths: Paths, settings: Settings, n_users: int = 20, items_per_
         rows += len(cand)
     ranker.close()
     report = ParityReport(rows, len(uids), feature_diff, score_diff, tolerance)
-    summary("s5_check_offline_and_online", paths.metrics, **asdict(report),
-            passed=feature_diff <= tolerance and score_diff <= tolerance)
+    summary(
+        "s5_check_offline_and_online",
+        paths.metrics,
+        **asdict(report),
+        passed=feature_diff <= tolerance and score_diff <= tolerance,
+    )
     if feature_diff > tolerance or score_diff > tolerance:
-        raise LoadCheckError(f"online != offline: feature max diff {feature_diff:.2e}, "
-                             f"score max diff {score_diff:.2e} (tolerance {tolerance:g})")
+        raise LoadCheckError(
+            f"online != offline: feature max diff {feature_diff:.2e}, "
+            f"score max diff {score_diff:.2e} (tolerance {tolerance:g})"
+        )
     return report

@@ -1,4 +1,5 @@
 """Users' terms, vectors and seen-item filters -> Redis (``offline_to_online/recall/s1_user_to_redis.py``)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -16,9 +17,9 @@ from mlrec.online import redis_store
 def load_redis(paths: Paths, settings: Settings) -> dict:
     """Users' terms, vectors and seen-item filters -> one hash per user; popularity fallback list."""
     with timed() as t:
-        terms = io.read_pickle(paths.user_term, TERM_RECALL_SCRIPT)
+        terms = io.read_id_lists(paths.user_term, TERM_RECALL_SCRIPT)
         vectors = io.read_npy(paths.user_vector, VECTOR_RECALL_SCRIPT)
-        seen = io.read_pickle(paths.user_filter, TERMS_SCRIPT)
+        seen = io.read_id_lists(paths.user_filter, TERMS_SCRIPT)
         offline = io.read_parquet(paths.offline_imp, SPLIT_SCRIPT, columns=[ITEMID, LABEL, ISTEST])
         client = redis_store.connect(settings, timeout=10.0)
         n = redis_store.write_users(client, terms, vectors, seen)
@@ -26,11 +27,17 @@ def load_redis(paths: Paths, settings: Settings) -> dict:
         redis_store.write_popular(client, pop_ids, pop_scores)
     sample = min(seen)
     got = redis_store.read_user(client, sample)
-    if got is None or got.terms != terms.get(sample, []) or not np.array_equal(got.vector, vectors[sample]) \
-            or not np.array_equal(got.seen, seen[sample]):
+    if (
+        got is None
+        or got.terms != terms.get(sample, np.zeros(0, np.int32)).tolist()
+        or not np.array_equal(got.vector, vectors[sample])
+        or not np.array_equal(got.seen, seen[sample])
+    ):
         raise LoadCheckError(f"redis: user{sample} read back differs from the offline artifacts")
-    print(f"redis check: HGETALL user{sample} -> term={got.terms} vector[:4]={[round(float(v), 4) for v in got.vector[:4]]} "
-          f"filter={len(got.seen)} items (matches offline)")
+    print(
+        f"redis check: HGETALL user{sample} -> term={got.terms} vector[:4]={[round(float(v), 4) for v in got.vector[:4]]} "
+        f"filter={len(got.seen)} items (matches offline)"
+    )
     fields = dict(users=n, popular=len(pop_ids), sample_user=sample, seconds=t["seconds"])
     summary("s1_user_to_redis", paths.metrics, **fields)
     return fields

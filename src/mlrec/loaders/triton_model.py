@@ -1,4 +1,5 @@
 """The ranker -> ONNX -> Triton model repositories -> (re)load (``offline_to_online/rank/s4_model_to_triton.py``)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -28,8 +29,9 @@ def load_triton(paths: Paths, settings: Settings, repo_root: Path | None = None)
 
     with timed() as t:
         onnx_path, meta, wrapped = export_onnx(paths)
-        docker_repo, native_repo = write_model_repositories(onnx_path, repo_root or paths.triton_dir,
-                                                            settings.triton_model, meta.n_features)
+        docker_repo, native_repo = write_model_repositories(
+            onnx_path, repo_root or paths.triton_dir, settings.triton_model, meta.n_features
+        )
         test = io.read_parquet(paths.test_features, FEATURES_SCRIPT).iloc[:2000]
         x = test[meta.names].to_numpy(np.float32, copy=True)
         onnx_scores = ort.InferenceSession(str(onnx_path)).run(None, {"ml_input": x})[0].reshape(-1)
@@ -40,9 +42,16 @@ def load_triton(paths: Paths, settings: Settings, repo_root: Path | None = None)
         ranker.load()
         if not ranker.ready():
             raise LoadCheckError(f"triton: model {settings.triton_model} not ready after load")
-    print(f"triton check: ONNX vs PyTorch max |diff| {onnx_diff:.2e} on {len(x)} test rows; "
-          f"model {settings.triton_model} ready at {settings.triton_grpc_url}")
-    fields = dict(onnx=str(onnx_path), docker_repo=str(docker_repo), native_repo=str(native_repo),
-                  onnx_max_diff=onnx_diff, seconds=t["seconds"])
+    print(
+        f"triton check: ONNX vs PyTorch max |diff| {onnx_diff:.2e} on {len(x)} test rows; "
+        f"model {settings.triton_model} ready at {settings.triton_grpc_url}"
+    )
+    fields = dict(
+        onnx=str(onnx_path),
+        docker_repo=str(docker_repo),
+        native_repo=str(native_repo),
+        onnx_max_diff=onnx_diff,
+        seconds=t["seconds"],
+    )
     summary("s4_model_to_triton", paths.metrics, **fields)
     return fields

@@ -7,6 +7,7 @@ write both: the same model name, tensor names, shapes, ``max_batch_size`` and dy
 and in the native one a generic ``model.py`` that runs the ONNX file with onnxruntime. Clients
 cannot tell them apart.
 """
+
 from __future__ import annotations
 
 import shutil
@@ -91,16 +92,22 @@ def check_onnx_signature(onnx_path: Path, sig: ModelSignature) -> None:
     inputs = {i.name: i for i in graph.input if i.name not in initializers}
     outputs = {o.name: o for o in graph.output}
     if sig.input_name not in inputs:
-        raise ModelSignatureError(f"{onnx_path}: no input named {sig.input_name!r} (inputs: {sorted(inputs)}); "
-                                  "export with input_names=[...] or pass input_name=")
+        raise ModelSignatureError(
+            f"{onnx_path}: no input named {sig.input_name!r} (inputs: {sorted(inputs)}); "
+            "export with input_names=[...] or pass input_name="
+        )
     if sig.output_name not in outputs:
-        raise ModelSignatureError(f"{onnx_path}: no output named {sig.output_name!r} (outputs: {sorted(outputs)}); "
-                                  "export with output_names=[...] or pass output_name=")
+        raise ModelSignatureError(
+            f"{onnx_path}: no output named {sig.output_name!r} (outputs: {sorted(outputs)}); "
+            "export with output_names=[...] or pass output_name="
+        )
     dims = inputs[sig.input_name].type.tensor_type.shape.dim
     last = dims[-1].dim_value if dims else 0
     if last and last != sig.n_features:
-        raise ModelSignatureError(f"{onnx_path}: input {sig.input_name!r} has {last} features, expected "
-                                  f"n_features={sig.n_features} (check the feature meta the model was trained on)")
+        raise ModelSignatureError(
+            f"{onnx_path}: input {sig.input_name!r} has {last} features, expected "
+            f"n_features={sig.n_features} (check the feature meta the model was trained on)"
+        )
 
 
 def config_pbtxt(sig: ModelSignature, backend_line: str) -> str:
@@ -132,9 +139,16 @@ def _write_model(model_dir: Path, config: str, version: int, files: dict[str, Pa
     (model_dir / "config.pbtxt").write_text(config)
 
 
-def write_model_repositories(onnx_path: Path, out_root: Path, model_name: str, n_features: int,
-                             max_batch_size: int = DEFAULT_MAX_BATCH_SIZE, input_name: str = "ml_input",
-                             output_name: str = "ml_output", version: int = 1) -> tuple[Path, Path]:
+def write_model_repositories(
+    onnx_path: Path,
+    out_root: Path,
+    model_name: str,
+    n_features: int,
+    max_batch_size: int = DEFAULT_MAX_BATCH_SIZE,
+    input_name: str = "ml_input",
+    output_name: str = "ml_output",
+    version: int = 1,
+) -> tuple[Path, Path]:
     """Write ``out_root/model_repository`` (Docker) and ``out_root/model_repository_native``.
 
     Returns ``(docker_repo_dir, native_repo_dir)``; each holds ``<model_name>/config.pbtxt`` and
@@ -147,8 +161,13 @@ def write_model_repositories(onnx_path: Path, out_root: Path, model_name: str, n
     sig = ModelSignature(model_name, n_features, input_name, output_name, max_batch_size=max_batch_size)
     check_onnx_signature(onnx_path, sig)
     docker_repo, native_repo = Path(out_root) / DOCKER_REPO, Path(out_root) / NATIVE_REPO
-    _write_model(docker_repo / model_name, config_pbtxt(sig, 'platform: "onnxruntime_onnx"'), version,
-                 {"model.onnx": onnx_path})
-    _write_model(native_repo / model_name, config_pbtxt(sig, 'backend: "python"'), version,
-                 {"model.onnx": onnx_path, "model.py": NATIVE_MODEL_PY})
+    _write_model(
+        docker_repo / model_name, config_pbtxt(sig, 'platform: "onnxruntime_onnx"'), version, {"model.onnx": onnx_path}
+    )
+    _write_model(
+        native_repo / model_name,
+        config_pbtxt(sig, 'backend: "python"'),
+        version,
+        {"model.onnx": onnx_path, "model.py": NATIVE_MODEL_PY},
+    )
     return docker_repo, native_repo

@@ -4,6 +4,7 @@ A checkpoint stores the state_dict plus the constructor arguments (nanoGPT style
 module: it loads with ``torch.load(weights_only=True)`` — no arbitrary code runs on load — and
 survives refactors of the classes as long as the argument names and parameter names stay.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -21,11 +22,19 @@ from mlrec.models.mf import MatrixFactorization
 
 MODELS: dict[str, type[nn.Module]] = {"mf": MatrixFactorization, "deepfm": DeepFM}
 CHECKPOINT_FORMAT = 1
-_RERUN = "re-run the training script (offline/recall/s4_vector_recall.py for mf, offline/rank/s6_model_train.py for deepfm)"
+_RERUN = (
+    "re-run the training script (offline/recall/s4_vector_recall.py for mf, offline/rank/s6_model_train.py for deepfm)"
+)
 
 __all__ = [
-    "MODELS", "DeepFM", "MatrixFactorization", "WithSigmoid", "CheckpointError",
-    "build_model", "save_checkpoint", "load_checkpoint",
+    "MODELS",
+    "CheckpointError",
+    "DeepFM",
+    "MatrixFactorization",
+    "WithSigmoid",
+    "build_model",
+    "load_checkpoint",
+    "save_checkpoint",
 ]
 
 
@@ -56,7 +65,9 @@ def _plain(value: Any, where: str) -> Any:
         return {str(k): _plain(v, f"{where}.{k}") for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [_plain(v, f"{where}[{i}]") for i, v in enumerate(value)]
-    raise TypeError(f"checkpoint field {where} has type {type(value).__name__}; store plain data (dict/list/str/number)")
+    raise TypeError(
+        f"checkpoint field {where} has type {type(value).__name__}; store plain data (dict/list/str/number)"
+    )
 
 
 def save_checkpoint(
@@ -110,6 +121,8 @@ def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> tup
         model = build_model(ckpt["model_name"], ckpt["model_args"])
         model.load_state_dict(ckpt["state_dict"])
     except (KeyError, TypeError, ValueError, RuntimeError) as exc:
-        raise CheckpointError(f"{path}: checkpoint does not match model {ckpt['model_name']!r} ({exc}); {_RERUN}") from exc
+        raise CheckpointError(
+            f"{path}: checkpoint does not match model {ckpt['model_name']!r} ({exc}); {_RERUN}"
+        ) from exc
     model.eval()
     return model, ckpt

@@ -4,6 +4,7 @@ The input is ONE float32 tensor in ``meta.names`` order (sparse id fields, spars
 dense fields) because that is what the exported ONNX model receives from Triton (``ml_input``);
 the sparse slices are cast to int64 inside ``forward`` so the serving side never splits the row.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -12,8 +13,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from mlrec.offline.feature_meta import FeatureMeta
 from mlrec.models.layers import FactorizationMachine, FeaturesEmbedding, FeaturesLinear, MultiLayerPerceptron
+from mlrec.offline.feature_meta import FeatureMeta
 
 
 class DeepFM(nn.Module):
@@ -62,7 +63,7 @@ class DeepFM(nn.Module):
         self.mlp = MultiLayerPerceptron(self.dense_dim, mlp_dims, dropout) if self.dense_dim else None
 
     @classmethod
-    def from_meta(cls, meta: FeatureMeta, **hparams: Any) -> "DeepFM":
+    def from_meta(cls, meta: FeatureMeta, **hparams: Any) -> DeepFM:
         """Build the model for a saved feature contract; ``hparams`` override the defaults."""
         return cls(meta.sparse_id_dims, meta.sparse_side_dims, meta.dense_dim, **hparams)
 

@@ -5,6 +5,7 @@ field's rows back to back; a per-field offset turns "code c of field f" into a r
 table per model part (instead of one per field) keeps the forward pass a single gather, which is
 what makes the ONNX graph small and the CPU epoch fast.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence

@@ -3,6 +3,7 @@
 The logit is the plain inner product ``<P[u], Q[i]>`` (no biases) because the online kNN search in
 Elasticsearch ranks items by exactly that product: what training optimises is what recall serves.
 """
+
 from __future__ import annotations
 
 import numpy as np

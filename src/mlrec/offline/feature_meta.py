@@ -5,6 +5,7 @@ else — training, ONNX export, the Feast feature views, the Triton config and t
 so no component re-declares the 59 features. The model input is one float32 row per (user, item)
 in :attr:`FeatureMeta.names` order: sparse id fields, then sparse side fields, then dense fields.
 """
+
 from __future__ import annotations
 
 import json
@@ -80,7 +81,7 @@ class FeatureMeta:
         return {"version": self.version, "features": [asdict(f) for f in self.features], "extra": self.extra}
 
     @classmethod
-    def from_dict(cls, data: dict) -> "FeatureMeta":
+    def from_dict(cls, data: dict) -> FeatureMeta:
         try:
             feats = tuple(Feature(**f) for f in data["features"])
             return cls(features=feats, version=int(data.get("version", 1)), extra=dict(data.get("extra", {})))
@@ -94,7 +95,7 @@ class FeatureMeta:
         tmp.replace(path)
 
     @classmethod
-    def load(cls, path: Path) -> "FeatureMeta":
+    def load(cls, path: Path) -> FeatureMeta:
         if not path.is_file():
             raise FeatureMetaError(
                 f"{path}: feature meta not found; run `python offline/rank/s5_feature_engi.py` first"

@@ -10,6 +10,7 @@ Side and dense columns that are constant on the train rows carry no signal and a
 
 All values are gathered with numpy fancy indexing from tables indexed by id; no row-wise joins.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -18,8 +19,17 @@ import numpy as np
 import pandas as pd
 
 from mlrec.core.constants import (
-    AGE, AGE_MAPPING, GENDER, GENDER_MAPPING, ISTEST, ITEMID, LABEL, N_GENRES, OCCUPATION,
-    OCCUPATION_MAPPING, USERID,
+    AGE,
+    AGE_MAPPING,
+    GENDER,
+    GENDER_MAPPING,
+    ISTEST,
+    ITEMID,
+    LABEL,
+    N_GENRES,
+    OCCUPATION,
+    OCCUPATION_MAPPING,
+    USERID,
 )
 from mlrec.offline.feature_meta import Feature, FeatureMeta
 from mlrec.offline.pit import COUNT_COLUMNS

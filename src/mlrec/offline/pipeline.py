@@ -4,6 +4,7 @@ Each ``run_*`` reads its inputs from :class:`~mlrec.core.paths.Paths`, writes it
 prints one summary line and merges its figures into ``metrics.json``. The numbered scripts under
 ``offline/`` only parse arguments and call these.
 """
+
 from __future__ import annotations
 
 import json
@@ -13,14 +14,13 @@ from pathlib import Path
 import numpy as np
 
 from mlrec.core import io
-from mlrec.core.constants import ISTEST, ITEMID, LABEL, USERID
-from mlrec.offline.features import ISVAL, build_features
+from mlrec.core.constants import GENRES, ISTEST, ITEMID, LABEL, USERID
 from mlrec.core.log import summary, timed
 from mlrec.core.paths import FEATURES_SCRIPT, SPLIT_SCRIPT, TERMS_SCRIPT, Paths
+from mlrec.offline.features import ISVAL, build_features
 from mlrec.offline.pit import item_genre_lists, item_genre_matrix, latest_counts, pit_counts, seen_items
 from mlrec.offline.split import split_ratings
 from mlrec.offline.terms import user_terms
-
 
 
 def _raw_dir(paths: Paths) -> Path:
@@ -48,8 +48,13 @@ def run_split(paths: Paths) -> dict:
     offline, online = split.offline, split.online
     n_pos = int(offline[LABEL].sum() + online[LABEL].sum())
     fields = dict(
-        ratings=len(ratings), positives=n_pos, negatives=len(ratings) - n_pos, online=len(online),
-        train=int((offline[ISTEST] == 0).sum()), test=int((offline[ISTEST] == 1).sum()), seconds=t["seconds"],
+        ratings=len(ratings),
+        positives=n_pos,
+        negatives=len(ratings) - n_pos,
+        online=len(online),
+        train=int((offline[ISTEST] == 0).sum()),
+        test=int((offline[ISTEST] == 1).sum()),
+        seconds=t["seconds"],
     )
     summary("s1_data_split", paths.metrics, **fields)
     return fields
@@ -68,8 +73,8 @@ def run_terms(paths: Paths) -> dict:
         io.write_parquet(pit, paths.pit_counts)
         io.write_parquet(latest, paths.user_counts)
         items = np.flatnonzero(genres.any(axis=1))
-        io.write_pickle(item_genre_lists(genres, items), paths.item_genres)
-        io.write_pickle(seen_items(offline), paths.user_filter)
+        io.write_id_lists(item_genre_lists(genres, items), paths.item_genres, ITEMID, GENRES)
+        io.write_id_lists(seen_items(offline), paths.user_filter, USERID, ITEMID)
     fields = dict(rows=len(pit), users=len(latest), items=len(items), seconds=t["seconds"])
     summary("s2_term_trans", paths.metrics, **fields)
     return fields
@@ -80,14 +85,16 @@ def run_term_recall(paths: Paths) -> dict:
     with timed() as t:
         latest = io.read_parquet(paths.user_counts, TERMS_SCRIPT)
         terms = user_terms(latest)
-        item_terms = io.read_pickle(paths.item_genres, TERMS_SCRIPT)
-        io.write_pickle(terms, paths.user_term)
-        io.write_pickle(item_terms, paths.item_term)
+        item_terms = io.read_id_lists(paths.item_genres, TERMS_SCRIPT)
+        io.write_id_lists(terms, paths.user_term, USERID, GENRES)
+        io.write_id_lists(item_terms, paths.item_term, ITEMID, GENRES)
     with_terms = sum(1 for v in terms.values() if v)
     fields = dict(
-        users=len(terms), users_with_terms=with_terms,
+        users=len(terms),
+        users_with_terms=with_terms,
         mean_terms=round(sum(len(v) for v in terms.values()) / max(len(terms), 1), 3),
-        items=len(item_terms), seconds=t["seconds"],
+        items=len(item_terms),
+        seconds=t["seconds"],
     )
     summary("s3_term_recall", paths.metrics, **fields)
     return fields
@@ -103,7 +110,11 @@ def run_features(paths: Paths) -> dict:
         pit = io.read_parquet(paths.pit_counts, TERMS_SCRIPT)
         latest = io.read_parquet(paths.user_counts, TERMS_SCRIPT)
         tables = build_features(
-            load_users(raw), item_genre_matrix(load_movies(raw)), offline, pit, latest,
+            load_users(raw),
+            item_genre_matrix(load_movies(raw)),
+            offline,
+            pit,
+            latest,
             extra={"dataset": _dataset_name(paths)},
         )
         io.write_parquet(tables.train, paths.train_features)
@@ -113,16 +124,24 @@ def run_features(paths: Paths) -> dict:
         tables.meta.save(paths.feature_meta)
     meta = tables.meta
     fields = dict(
-        features=meta.n_features, sparse_id=len(meta.sparse_id_dims), sparse_side=len(meta.sparse_side_dims),
-        dense=meta.dense_dim, train=len(tables.train), val=int(tables.train[ISVAL].sum()), test=len(tables.test),
-        users=len(tables.users), items=len(tables.items), seconds=t["seconds"],
+        features=meta.n_features,
+        sparse_id=len(meta.sparse_id_dims),
+        sparse_side=len(meta.sparse_side_dims),
+        dense=meta.dense_dim,
+        train=len(tables.train),
+        val=int(tables.train[ISVAL].sum()),
+        test=len(tables.test),
+        users=len(tables.users),
+        items=len(tables.items),
+        seconds=t["seconds"],
     )
     summary("s5_feature_engi", paths.metrics, **fields)
     return fields
 
 
-def _fit_and_test(make_model, name: str, checkpoint, train, is_val, test, columns: list[str], dtype, cfg,
-                  extra: dict | None = None):
+def _fit_and_test(
+    make_model, name: str, checkpoint, train, is_val, test, columns: list[str], dtype, cfg, extra: dict | None = None
+):
     """What both models share: seed, build, fit on train minus the validation slice (early stopping
     watches that slice), score the test set once, save the checkpoint. Returns (model, fields)."""
     import torch
@@ -131,8 +150,10 @@ def _fit_and_test(make_model, name: str, checkpoint, train, is_val, test, column
     from mlrec.offline.train import fit, predict_logits, roc_auc
 
     def tensors(df):
-        return (torch.from_numpy(df[columns].to_numpy(dtype, copy=True)),
-                torch.from_numpy(df[LABEL].to_numpy(np.float32, copy=True)))
+        return (
+            torch.from_numpy(df[columns].to_numpy(dtype, copy=True)),
+            torch.from_numpy(df[LABEL].to_numpy(np.float32, copy=True)),
+        )
 
     x_fit, y_fit = tensors(train[~is_val])
     x_val, y_val = tensors(train[is_val])
@@ -141,10 +162,16 @@ def _fit_and_test(make_model, name: str, checkpoint, train, is_val, test, column
     model = make_model()
     result = fit(model, x_fit, y_fit, x_val, y_val, cfg)
     test_auc = roc_auc(y_test.numpy(), predict_logits(model, x_test))
-    save_checkpoint(checkpoint, model, name, model.hparams, config=asdict(cfg),
-                    extra={**(extra or {}), "test_auc": test_auc})
-    fields = dict(epochs=len(result.history), best_epoch=result.best_epoch, val_auc=round(result.best_val_auc, 4),
-                  test_auc=round(test_auc, 4), history=[asdict(h) for h in result.history])
+    save_checkpoint(
+        checkpoint, model, name, model.hparams, config=asdict(cfg), extra={**(extra or {}), "test_auc": test_auc}
+    )
+    fields = dict(
+        epochs=len(result.history),
+        best_epoch=result.best_epoch,
+        val_auc=round(result.best_val_auc, 4),
+        test_auc=round(test_auc, 4),
+        history=[asdict(h) for h in result.history],
+    )
     return model, fields
 
 
@@ -152,8 +179,8 @@ def run_vector_recall(paths: Paths, cfg=None) -> dict:
     """s2 (recall): 16-dim MF on (userid, itemid), early-stopped on a time-ordered validation
     slice of train, scored on test; saves the user and item vectors for Redis / Elasticsearch."""
     from mlrec.data.movielens import load_movies, load_users
-    from mlrec.offline.features import validation_mask
     from mlrec.models import MatrixFactorization
+    from mlrec.offline.features import validation_mask
     from mlrec.offline.train import TrainConfig
 
     cfg = cfg or TrainConfig()
@@ -163,9 +190,17 @@ def run_vector_recall(paths: Paths, cfg=None) -> dict:
         n_items = int(load_movies(raw)[ITEMID].max()) + 1
         offline = io.read_parquet(paths.offline_imp, SPLIT_SCRIPT, columns=[USERID, ITEMID, LABEL, ISTEST])
         train = offline[offline[ISTEST] == 0]
-        model, fields = _fit_and_test(lambda: MatrixFactorization(n_users, n_items), "mf", paths.recall_model,
-                                      train, validation_mask(train), offline[offline[ISTEST] == 1],
-                                      [USERID, ITEMID], np.int64, cfg)
+        model, fields = _fit_and_test(
+            lambda: MatrixFactorization(n_users, n_items),
+            "mf",
+            paths.recall_model,
+            train,
+            validation_mask(train),
+            offline[offline[ISTEST] == 1],
+            [USERID, ITEMID],
+            np.int64,
+            cfg,
+        )
         io.write_npy(model.user_vectors(), paths.user_vector)
         io.write_npy(model.item_vectors(), paths.item_vector)
     fields.update(users=n_users - 1, items=n_items - 1, seconds=t["seconds"])
@@ -176,8 +211,8 @@ def run_vector_recall(paths: Paths, cfg=None) -> dict:
 def run_rank_train(paths: Paths, cfg=None) -> dict:
     """s2 (rank): DeepFM on the feature-meta columns, early-stopped on the validation slice,
     test AUC reported; the checkpoint keeps weights + constructor args + config."""
-    from mlrec.offline.feature_meta import FeatureMeta
     from mlrec.models import DeepFM
+    from mlrec.offline.feature_meta import FeatureMeta
     from mlrec.offline.train import TrainConfig
 
     cfg = cfg or TrainConfig()
@@ -185,9 +220,18 @@ def run_rank_train(paths: Paths, cfg=None) -> dict:
         meta = FeatureMeta.load(paths.feature_meta)
         train = io.read_parquet(paths.train_features, FEATURES_SCRIPT)
         test = io.read_parquet(paths.test_features, FEATURES_SCRIPT)
-        _, fields = _fit_and_test(lambda: DeepFM.from_meta(meta), "deepfm", paths.rank_model,
-                                  train, train[ISVAL].to_numpy() == 1, test, meta.names, np.float32, cfg,
-                                  extra={"feature_names": meta.names})
+        _, fields = _fit_and_test(
+            lambda: DeepFM.from_meta(meta),
+            "deepfm",
+            paths.rank_model,
+            train,
+            train[ISVAL].to_numpy() == 1,
+            test,
+            meta.names,
+            np.float32,
+            cfg,
+            extra={"feature_names": meta.names},
+        )
     fields.update(features=meta.n_features, seconds=t["seconds"])
     summary("s6_model_train", paths.metrics, **fields)
     return fields

@@ -9,6 +9,7 @@ Everything is computed from per-genre prefix sums: count(rows lo..r-1) = cs[r] -
 ``lo = max(user_start, r - window)``. That is O(rows x genres) numpy work, no Python loop over
 events, and the memory high-water mark is a few arrays of one column each.
 """
+
 from __future__ import annotations
 
 import numpy as np

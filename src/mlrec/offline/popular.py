@@ -1,4 +1,5 @@
 """Item popularity from the training clicks: the fallback list for unknown users, and a baseline."""
+
 from __future__ import annotations
 
 import numpy as np

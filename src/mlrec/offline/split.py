@@ -6,6 +6,7 @@ file order, i.e. a stable sort); the last 10 go to online evaluation; of the rem
 On ML-1M this yields 575,281 positives / 424,928 negatives and 60,400 online / 754,233 train /
 185,576 test rows.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -14,7 +15,15 @@ import numpy as np
 import pandas as pd
 
 from mlrec.core.constants import (
-    CLICK_RATING_THRESHOLD, ISTEST, ITEMID, LABEL, OFFLINE_TEST_RATIO, ONLINE_LAST_N, RATING, TS, USERID,
+    CLICK_RATING_THRESHOLD,
+    ISTEST,
+    ITEMID,
+    LABEL,
+    OFFLINE_TEST_RATIO,
+    ONLINE_LAST_N,
+    RATING,
+    TS,
+    USERID,
 )
 
 
@@ -42,12 +51,14 @@ def split_ratings(
 ) -> Split:
     """Label and split ``ratings`` (userid, itemid, rating, ts) per user by time."""
     order = np.lexsort((ratings[TS].to_numpy(), ratings[USERID].to_numpy()))  # stable: ties keep file order
-    df = pd.DataFrame({
-        USERID: ratings[USERID].to_numpy()[order],
-        ITEMID: ratings[ITEMID].to_numpy()[order],
-        LABEL: (ratings[RATING].to_numpy()[order] > CLICK_RATING_THRESHOLD).astype(np.int8),
-        TS: ratings[TS].to_numpy()[order],
-    })
+    df = pd.DataFrame(
+        {
+            USERID: ratings[USERID].to_numpy()[order],
+            ITEMID: ratings[ITEMID].to_numpy()[order],
+            LABEL: (ratings[RATING].to_numpy()[order] > CLICK_RATING_THRESHOLD).astype(np.int8),
+            TS: ratings[TS].to_numpy()[order],
+        }
+    )
     rank, count = user_ranks(df[USERID].to_numpy())
     n_offline = count - online_last_n
     is_online = rank >= n_offline

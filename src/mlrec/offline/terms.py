@@ -4,6 +4,7 @@ A user's term set is every known genre (code >= 1) with at least ``TERM_MIN_CLIC
 their latest ``PIT_WINDOW`` offline events. Online, Elasticsearch matches these terms against each
 item's genre terms (the item side is ``pit.item_genre_lists``).
 """
+
 from __future__ import annotations
 
 import numpy as np

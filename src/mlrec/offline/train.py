@@ -5,6 +5,7 @@ Batches are sliced from in-memory tensors after one seeded ``torch.randperm`` pe
 epoch on 1M rows). Early stopping watches the AUC of a *validation* slice the caller cuts from
 train (time-ordered); the test set never reaches :func:`fit`, so the reported test AUC is unbiased.
 """
+
 from __future__ import annotations
 
 import copy
@@ -225,8 +226,9 @@ def _fit(
     best_state: dict[str, torch.Tensor] | None = None
     bad_epochs = 0
     t_start = time.perf_counter()
-    bar = tqdm(range(1, cfg.epochs + 1), desc=type(model).__name__, unit="epoch",
-               disable=not progress_enabled(), leave=False)
+    bar = tqdm(
+        range(1, cfg.epochs + 1), desc=type(model).__name__, unit="epoch", disable=not progress_enabled(), leave=False
+    )
     for epoch in bar:
         t0 = time.perf_counter()
         loss = _train_epoch(model, Xtr, ytr, cfg, optimizer, loss_fn, generator)
@@ -240,8 +242,16 @@ def _fit(
             bad_epochs += 1
         bar.set_postfix(loss=f"{loss:.4f}", val_auc=f"{auc:.4f}", best=result.best_epoch)
         if epoch % cfg.log_every == 0:
-            log.info(kv(event="epoch", model=type(model).__name__, epoch=epoch, train_loss=loss,
-                        val_auc=auc, seconds=stats.seconds))
+            log.info(
+                kv(
+                    event="epoch",
+                    model=type(model).__name__,
+                    epoch=epoch,
+                    train_loss=loss,
+                    val_auc=auc,
+                    seconds=stats.seconds,
+                )
+            )
         if bad_epochs >= cfg.patience:
             result.stopped_early = epoch < cfg.epochs
             break

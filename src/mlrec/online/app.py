@@ -7,6 +7,7 @@ clients for the four services are created once and kept in ``app.extensions["rec
 Run: ``flask --app mlrec.online.app run --port 5000`` (development) or
 ``gunicorn -w 2 --threads 4 -b 127.0.0.1:5000 'mlrec.online.app:create_app()'``.
 """
+
 from __future__ import annotations
 
 import logging
@@ -16,15 +17,15 @@ from flask import Blueprint, Flask, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from mlrec.core.constants import RECALL_SIZE, RESPONSE_SIZE
-from mlrec.offline.feature_meta import FeatureMeta
 from mlrec.core.log import setup_logging
+from mlrec.core.paths import Paths
+from mlrec.core.settings import Settings
+from mlrec.offline.feature_meta import FeatureMeta
 from mlrec.online import es_index, metrics, redis_store
 from mlrec.online.errors import ApiError, BadRequest
 from mlrec.online.feast_store import FeastClient
 from mlrec.online.recommender import Recommender, RecResult
 from mlrec.online.triton_ranker import TritonRanker
-from mlrec.core.paths import Paths
-from mlrec.core.settings import Settings
 
 log = logging.getLogger(__name__)
 bp = Blueprint("ml", __name__)

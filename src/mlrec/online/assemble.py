@@ -4,6 +4,7 @@ The same assembler serves two sources: features fetched from Feast (online) and 
 feature tables (the parity checks), so "online equals offline" compares like with like. Rows are
 filled column-block by column-block with numpy; no per-item dicts, no pandas rows.
 """
+
 from __future__ import annotations
 
 import numpy as np

@@ -1,4 +1,5 @@
 """The service's named errors; each knows its HTTP status. One handler in app.py renders them."""
+
 from __future__ import annotations
 
 

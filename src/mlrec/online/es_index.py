@@ -9,6 +9,7 @@ Every load writes a brand-new index and then moves the alias to it in one atomic
 ``update_aliases`` call; readers never see a half-loaded index, and a failed load leaves the
 previous index serving.
 """
+
 from __future__ import annotations
 
 import logging
@@ -40,7 +41,10 @@ def index_body(dims: int = EMB_DIM) -> dict:
                 ITEMID: {"type": "integer"},
                 GENRES: {"type": "keyword"},  # genre codes as strings: exact-match terms
                 VECTOR: {
-                    "type": "dense_vector", "dims": dims, "index": True, "similarity": "max_inner_product",
+                    "type": "dense_vector",
+                    "dims": dims,
+                    "index": True,
+                    "similarity": "max_inner_product",
                     "index_options": {"type": "hnsw", "m": 16, "ef_construction": 100},
                 },
             },
@@ -51,14 +55,20 @@ def index_body(dims: int = EMB_DIM) -> dict:
 def connect(settings, timeout: float | None = None) -> Elasticsearch:
     """A client for ``settings.es_url``; basic auth only when a password is configured."""
     auth = (settings.es_user, settings.es_password) if settings.es_password else None
-    return Elasticsearch(settings.es_url, basic_auth=auth, request_timeout=timeout or settings.timeout_s,
-                         verify_certs=False, ssl_show_warn=False)
+    return Elasticsearch(
+        settings.es_url,
+        basic_auth=auth,
+        request_timeout=timeout or settings.timeout_s,
+        verify_certs=False,
+        ssl_show_warn=False,
+    )
 
 
 def _actions(index: str, item_terms: dict[int, list[int]], vectors: np.ndarray):
     for itemid, genres in item_terms.items():
         yield {
-            "_index": index, "_id": str(itemid),
+            "_index": index,
+            "_id": str(itemid),
             "_source": {ITEMID: int(itemid), GENRES: [str(g) for g in genres], VECTOR: vectors[itemid].tolist()},
         }
 
@@ -77,8 +87,9 @@ def load_items(es: Elasticsearch, alias: str, item_terms: dict[int, list[int]], 
     try:
         ok = 0
         bar = tqdm(total=len(item_terms), desc="es items", unit="doc", disable=None)
-        for success, _ in helpers.streaming_bulk(es.options(request_timeout=60), _actions(index, item_terms, vectors),
-                                                 chunk_size=500, raise_on_error=True):
+        for success, _ in helpers.streaming_bulk(
+            es.options(request_timeout=60), _actions(index, item_terms, vectors), chunk_size=500, raise_on_error=True
+        ):
             ok += success
             bar.update(1)
         bar.close()
@@ -90,26 +101,33 @@ def load_items(es: Elasticsearch, alias: str, item_terms: dict[int, list[int]], 
         es.indices.delete(index=index, ignore_unavailable=True)
         raise
     old = list(es.indices.get_alias(name=alias).keys()) if es.indices.exists_alias(name=alias) else []
-    es.indices.update_aliases(actions=[{"add": {"index": index, "alias": alias}}]
-                              + [{"remove": {"index": o, "alias": alias}} for o in old])
+    es.indices.update_aliases(
+        actions=[{"add": {"index": index, "alias": alias}}] + [{"remove": {"index": o, "alias": alias}} for o in old]
+    )
     for o in old:
         es.indices.delete(index=o, ignore_unavailable=True)
     return LoadResult(index=index, documents=count, replaced=old)
 
 
-def hybrid_query(terms: list[int], vector: np.ndarray, exclude: np.ndarray, k: int,
-                 num_candidates: int = 1000) -> dict:
+def hybrid_query(terms: list[int], vector: np.ndarray, exclude: np.ndarray, k: int, num_candidates: int = 1000) -> dict:
     """Search body: kNN on the user vector (boost 0.9) + genre terms (boost 0.1), seen items excluded in both."""
     not_seen = {"bool": {"must_not": {"terms": {ITEMID: np.asarray(exclude).tolist()}}}}
     body = {
-        "knn": {"field": VECTOR, "query_vector": np.asarray(vector, dtype=np.float32).tolist(), "k": k,
-                "num_candidates": max(num_candidates, k), "boost": KNN_BOOST, "filter": not_seen},
+        "knn": {
+            "field": VECTOR,
+            "query_vector": np.asarray(vector, dtype=np.float32).tolist(),
+            "k": k,
+            "num_candidates": max(num_candidates, k),
+            "boost": KNN_BOOST,
+            "filter": not_seen,
+        },
         "size": k,
         "_source": False,
     }
     if terms:
-        body["query"] = {"bool": {"must": {"terms": {GENRES: [str(t) for t in terms], "boost": TERM_BOOST}},
-                                  "filter": not_seen}}
+        body["query"] = {
+            "bool": {"must": {"terms": {GENRES: [str(t) for t in terms], "boost": TERM_BOOST}}, "filter": not_seen}
+        }
     return body
 
 
@@ -118,12 +136,23 @@ def hybrid_query(terms: list[int], vector: np.ndarray, exclude: np.ndarray, k: i
 #   whole ``_source`` with the vector; the item id comes from doc values instead. Measured on
 #   ml-100k (200 hits): ~9 -> ~4 ms per search and about half of Elasticsearch's CPU per query;
 # - no total-hit count, and ``filter_path`` so the response carries only the ids.
-LEAN_FETCH = {"stored_fields": "_none_", "docvalue_fields": [ITEMID], "track_total_hits": False,
-              "filter_path": f"hits.hits.fields.{ITEMID}"}
+LEAN_FETCH = {
+    "stored_fields": "_none_",
+    "docvalue_fields": [ITEMID],
+    "track_total_hits": False,
+    "filter_path": f"hits.hits.fields.{ITEMID}",
+}
 
 
-def hybrid_search(es: Elasticsearch, alias: str, terms: list[int], vector: np.ndarray, exclude: np.ndarray,
-                  k: int, num_candidates: int = 1000) -> np.ndarray:
+def hybrid_search(
+    es: Elasticsearch,
+    alias: str,
+    terms: list[int],
+    vector: np.ndarray,
+    exclude: np.ndarray,
+    k: int,
+    num_candidates: int = 1000,
+) -> np.ndarray:
     """Item ids of the hybrid recall, best first (at most ``k``)."""
     body = {key: v for key, v in hybrid_query(terms, vector, exclude, k, num_candidates).items() if key != "_source"}
     res = es.search(index=alias, **body, **LEAN_FETCH)
@@ -136,6 +165,15 @@ def term_hit_count(es: Elasticsearch, alias: str, genre: int) -> int:
 
 
 def knn_ids(es: Elasticsearch, alias: str, vector: np.ndarray, k: int, num_candidates: int = 1000) -> np.ndarray:
-    res = es.search(index=alias, knn={"field": VECTOR, "query_vector": np.asarray(vector).tolist(), "k": k,
-                                      "num_candidates": max(num_candidates, k)}, size=k, source=False)
+    res = es.search(
+        index=alias,
+        knn={
+            "field": VECTOR,
+            "query_vector": np.asarray(vector).tolist(),
+            "k": k,
+            "num_candidates": max(num_candidates, k),
+        },
+        size=k,
+        source=False,
+    )
     return np.array([int(h["_id"]) for h in res["hits"]["hits"]], dtype=np.int64)

@@ -8,12 +8,13 @@ Two facts about the feature server shape the client: it answers 422 to a body wi
 ``Content-Type: application/json``, and it returns columns in its own order — so values are
 always mapped by feature name, never by position.
 """
+
 from __future__ import annotations
 
 import json
 import threading
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import numpy as np
 import pandas as pd
@@ -36,7 +37,7 @@ class FeastUnreachable(FeastError):
 
 def export_tables(paths: Paths, now: datetime | None = None) -> tuple[int, int]:
     """Write ``online/feast/{user,item}_features.parquet`` with event/created timestamps."""
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     counts = []
     for src, key in ((paths.user_features, USERID), (paths.item_features, ITEMID)):
         table = io.read_parquet(src, FEATURES_SCRIPT)
@@ -84,8 +85,13 @@ class FeastClient:
 
     def _post(self, body: dict) -> tuple[int, bytes]:
         endpoint = f"{self.url}/get-online-features"
-        resp = self._pool.request("POST", endpoint, body=json.dumps(body).encode(),
-                                  headers={"Content-Type": "application/json"}, timeout=self.timeout_s)
+        resp = self._pool.request(
+            "POST",
+            endpoint,
+            body=json.dumps(body).encode(),
+            headers={"Content-Type": "application/json"},
+            timeout=self.timeout_s,
+        )
         return resp.status, resp.data
 
     def _request(self, body: dict) -> dict:
@@ -97,8 +103,9 @@ class FeastClient:
             raise FeastError(f"feast at {self.url}: HTTP {status}: {content[:300].decode(errors='replace')}")
         try:
             payload = json.loads(content)
-            payload["columns"] = dict(zip(payload["metadata"]["feature_names"],
-                                          [r["values"] for r in payload["results"]]))
+            payload["columns"] = dict(
+                zip(payload["metadata"]["feature_names"], [r["values"] for r in payload["results"]])
+            )
         except (ValueError, KeyError, TypeError) as exc:
             raise FeastError(f"feast at {self.url}: unexpected response ({exc})") from exc
         return payload
@@ -108,8 +115,9 @@ class FeastClient:
         with self._refs_lock:
             refs = self._refs.get(service)
         if refs is None:
-            payload = self._request({"feature_service": service, "entities": {key: [int(probe_id)]},
-                                     "full_feature_names": True})
+            payload = self._request(
+                {"feature_service": service, "entities": {key: [int(probe_id)]}, "full_feature_names": True}
+            )
             refs = [name.replace("__", ":", 1) for name in payload["columns"] if "__" in name]
             if not refs:
                 raise FeastError(f"feast at {self.url}: feature service {service!r} has no features")
@@ -122,12 +130,16 @@ class FeastClient:
         entities = {key: [int(i) for i in ids]}
         probe = entities[key][0] if entities[key] else 0
         try:
-            columns = self._request({"features": self.feature_refs(service, key, probe), "entities": entities})["columns"]
+            columns = self._request({"features": self.feature_refs(service, key, probe), "entities": entities})[
+                "columns"
+            ]
         except FeastUnreachable:
             raise
         except FeastError:  # the server answered: the service may have changed, resolve again, once
             self.forget()
-            columns = self._request({"features": self.feature_refs(service, key, probe), "entities": entities})["columns"]
+            columns = self._request({"features": self.feature_refs(service, key, probe), "entities": entities})[
+                "columns"
+            ]
         out = {}
         for name, values in columns.items():
             if name == key:

@@ -4,12 +4,12 @@ Under gunicorn each worker is a process, so ``online/main/s1_server.py`` sets
 ``PROMETHEUS_MULTIPROC_DIR`` and ``GET /metrics`` aggregates every worker's samples; under the
 Flask dev server (one process) the default registry is used.
 """
+
 from __future__ import annotations
 
 import os
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client import multiprocess
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest, multiprocess
 
 # 0.5 ms .. 2.5 s: the hops are sub-millisecond (Redis) to tens of milliseconds (Elasticsearch)
 BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.04, 0.05, 0.075, 0.1, 0.25, 0.5, 1.0, 2.5)

@@ -5,14 +5,15 @@ each hop's client errors become one :class:`DependencyUnavailable` naming that h
 slow service yields a 503 that says which one — never a hang (every client has a timeout) and
 never a stack trace to the caller.
 """
+
 from __future__ import annotations
 
 import logging
 import threading
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Iterator
 
 import elasticsearch
 import numpy as np
@@ -80,8 +81,16 @@ class StageTimer:
 class Recommender:
     """Owns one client per service (built once, reused by every request and thread)."""
 
-    def __init__(self, meta: FeatureMeta, redis_client: redis.Redis, es: elasticsearch.Elasticsearch,
-                 es_alias: str, feast: FeastClient, ranker: TritonRanker, recall_size: int = RECALL_SIZE) -> None:
+    def __init__(
+        self,
+        meta: FeatureMeta,
+        redis_client: redis.Redis,
+        es: elasticsearch.Elasticsearch,
+        es_alias: str,
+        feast: FeastClient,
+        ranker: TritonRanker,
+        recall_size: int = RECALL_SIZE,
+    ) -> None:
         self.meta, self.redis, self.es, self.es_alias = meta, redis_client, es, es_alias
         self.feast, self.ranker, self.recall_size = feast, ranker, recall_size
         self._assembler: FeatureAssembler | None = None
@@ -118,8 +127,9 @@ class Recommender:
             items = [RecItem(int(i), float(s)) for i, s in zip(ids[:size], scores[:size])]
             return RecResult(userid, items, fallback="popular", timings_ms=timer.finish())
         with timer.stage("es"):
-            candidates = es_index.hybrid_search(self.es, self.es_alias, user.terms, user.vector, user.seen,
-                                                k=self.recall_size)
+            candidates = es_index.hybrid_search(
+                self.es, self.es_alias, user.terms, user.vector, user.seen, k=self.recall_size
+            )
         if len(candidates) == 0:
             return RecResult(userid, [], timings_ms=timer.finish())
         with timer.stage("feast"):

@@ -15,6 +15,7 @@ smaller for the filter and decodes in microseconds instead of splitting thousand
 ``popular`` is a separate hash for users the system has never seen: ``items`` (int32 ids, most
 clicked in train first) and ``scores`` (float32 share of train clicks).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -42,8 +43,14 @@ def connect(settings, timeout: float | None = None) -> redis.Redis:
     """A client for ``settings``' Redis. No client-side retries: a dead Redis fails within one
     timeout instead of after redis-py's default backoff loop."""
     timeout = timeout or settings.timeout_s
-    return redis.Redis(host=settings.host, port=settings.redis_port, db=settings.redis_db, socket_timeout=timeout,
-                       socket_connect_timeout=timeout, retry=Retry(NoBackoff(), 0))
+    return redis.Redis(
+        host=settings.host,
+        port=settings.redis_port,
+        db=settings.redis_db,
+        socket_timeout=timeout,
+        socket_connect_timeout=timeout,
+        retry=Retry(NoBackoff(), 0),
+    )
 
 
 def user_key(userid: int) -> str:
@@ -91,10 +98,13 @@ def write_users(
 
 
 def write_popular(client: redis.Redis, itemids: np.ndarray, scores: np.ndarray) -> None:
-    client.hset(POPULAR_KEY, mapping={
-        "items": np.asarray(itemids, dtype="<i4").tobytes(),
-        "scores": np.asarray(scores, dtype="<f4").tobytes(),
-    })
+    client.hset(
+        POPULAR_KEY,
+        mapping={
+            "items": np.asarray(itemids, dtype="<i4").tobytes(),
+            "scores": np.asarray(scores, dtype="<f4").tobytes(),
+        },
+    )
 
 
 def read_user(client: redis.Redis, userid: int) -> UserRecall | None:
@@ -106,5 +116,4 @@ def read_user(client: redis.Redis, userid: int) -> UserRecall | None:
 def read_popular(client: redis.Redis) -> tuple[np.ndarray, np.ndarray]:
     """(item ids, scores), most popular first; empty arrays if never loaded."""
     raw = client.hgetall(POPULAR_KEY)
-    return (np.frombuffer(raw.get(b"items", b""), dtype="<i4"),
-            np.frombuffer(raw.get(b"scores", b""), dtype="<f4"))
+    return (np.frombuffer(raw.get(b"items", b""), dtype="<i4"), np.frombuffer(raw.get(b"scores", b""), dtype="<f4"))

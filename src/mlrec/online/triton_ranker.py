@@ -3,6 +3,7 @@
 Requests are cut into chunks of at most the model's ``max_batch_size`` (read from the served
 model's config once), so a larger candidate list never trips Triton's batch limit.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -38,15 +39,16 @@ class TritonRanker:
         out = np.empty(len(x), dtype=np.float32)
         step = self.max_batch_size
         for start in range(0, len(x), step):
-            chunk = x[start:start + step]
+            chunk = x[start : start + step]
             inp = grpcclient.InferInput(INPUT, list(chunk.shape), "FP32")
             inp.set_data_from_numpy(chunk)
             try:
-                res = self.client.infer(self.model, [inp], outputs=[grpcclient.InferRequestedOutput(OUTPUT)],
-                                        client_timeout=self.timeout_s)
+                res = self.client.infer(
+                    self.model, [inp], outputs=[grpcclient.InferRequestedOutput(OUTPUT)], client_timeout=self.timeout_s
+                )
             except InferenceServerException as exc:
                 raise TritonError(f"triton at {self.url}: {exc.message()}") from exc
-            out[start:start + len(chunk)] = res.as_numpy(OUTPUT).reshape(-1)
+            out[start : start + len(chunk)] = res.as_numpy(OUTPUT).reshape(-1)
         return out
 
     def ready(self) -> bool:
