@@ -1,5 +1,9 @@
-"""Offline-protocol quality of the online system: metric functions, the evaluation run, its report.
+"""Offline-protocol quality of the online system, one module per concern.
 
-``metrics`` holds the vectorized top-K metrics, ``quality`` the run against the live service and
-the baselines, ``report`` the table / JSON / PNG it produces.
+``heldout`` what lists are scored against (held-out positives, the protocol in words);
+``inputs`` the offline artifacts read; ``served`` the running service over HTTP; ``stages`` the
+recall stages in the real Redis + Elasticsearch; ``baselines`` numpy baselines with one shared
+signature; ``metrics`` the vectorized top-K metrics; ``scoring`` one scoring for every method;
+``quality`` the run that ties them together; ``report`` the table / JSON / PNG it produces;
+``errors`` the user-fixable :class:`~mlrec.evaluation.errors.EvaluationError`.
 """

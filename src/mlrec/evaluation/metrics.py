@@ -34,7 +34,9 @@ def pad_lists(lists: Sequence[Sequence[int]], width: int) -> np.ndarray:
     if lengths.sum():
         rows = np.repeat(np.arange(len(lists)), lengths)
         cols = np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths, lengths)
-        out[rows, cols] = np.concatenate([np.asarray(x[:n], dtype=np.int64) for x, n in zip(lists, lengths) if n])
+        out[rows, cols] = np.concatenate(
+            [np.asarray(x[:n], dtype=np.int64) for x, n in zip(lists, lengths, strict=True) if n]
+        )
     return out
 
 
@@ -68,14 +70,19 @@ def hit_matrix(ranked: np.ndarray, relevant: Sequence[np.ndarray]) -> np.ndarray
     return np.isin(rec_keys, rel_keys) & (ranked != PAD)
 
 
-def _prepare(hits: np.ndarray, n_relevant: np.ndarray | None, k: int) -> tuple[np.ndarray, np.ndarray | None]:
+def _check_hits(hits: np.ndarray, k: int) -> np.ndarray:
+    """``hits`` as a bool ``[users, K]`` array; a K below 1 or another shape is refused."""
     if k < 1:
         raise MetricInputError(f"k={k}: must be >= 1")
     hits = np.asarray(hits, dtype=bool)
     if hits.ndim != 2:
         raise MetricInputError(f"hits has shape {hits.shape}: expected [users, K]")
-    if n_relevant is None:
-        return hits[:, :k], None
+    return hits
+
+
+def _prepare(hits: np.ndarray, n_relevant: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The top-k hit columns and ``n_relevant``, checked: one count >= 1 per user, never below its hits."""
+    hits = _check_hits(hits, k)
     n_relevant = np.asarray(n_relevant, dtype=np.int64)
     if n_relevant.shape != (len(hits),):
         raise MetricInputError(f"n_relevant has shape {n_relevant.shape}, expected ({len(hits)},)")
@@ -91,8 +98,7 @@ def _prepare(hits: np.ndarray, n_relevant: np.ndarray | None, k: int) -> tuple[n
 
 def hit_rate_at_k(hits: np.ndarray, k: int) -> np.ndarray:
     """Per user: 1.0 when at least one of the top k is relevant, else 0.0."""
-    top, _ = _prepare(hits, None, k)
-    return top.any(axis=1).astype(np.float64)
+    return np.asarray(_check_hits(hits, k)[:, :k].any(axis=1), dtype=np.float64)
 
 
 def recall_at_k(hits: np.ndarray, n_relevant: np.ndarray, k: int) -> np.ndarray:
