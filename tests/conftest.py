@@ -4,6 +4,10 @@ Tests mirror the package (tests/core, tests/offline, tests/online, ...). A test 
 services (the ``services`` fixture, directly or through ``chain``) is marked ``integration``
 automatically, so ``pytest -m "not integration"`` runs only the fast ones.
 
+``offline_run`` builds the small synthetic offline pipeline once per session, with no service; the
+offline tests read it and ``chain`` loads the same artifacts into the services, so the pipeline is
+trained once per run, not once per consumer.
+
 ``services`` runs the native runtime's ``up`` (a no-op when ``make services-up`` already ran) and,
 at the end, stops only what it started itself, so a developer's running stack is left alone.
 Tests must not clobber the demo's data: unique index names, key prefixes, model names and a temp
@@ -16,7 +20,10 @@ import dataclasses
 import shutil
 import socket
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any
 
 import numpy as np
 import pytest
@@ -63,28 +70,39 @@ def unique() -> str:
     return f"mlrec-test-{uuid.uuid4().hex[:10]}"
 
 
-SCALE = 40_000  # ratings: ~240 users, ~600 items
-
-
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
 
 
-@pytest.fixture(scope="session")
-def chain(services, tmp_path_factory):
-    """The whole chain on small planted synthetic data, built once per session.
+@dataclass(frozen=True)
+class OfflineRun:
+    """The offline artifacts of one small planted synthetic dataset, and what each step returned.
 
-    Offline (data -> split -> terms -> MF -> features -> DeepFM) in a temp data dir, then every
-    loader into the real services, then the Flask app. Isolation from a developer's running demo:
-    Redis db 1, a unique Elasticsearch alias, a unique Triton model name, and a second
-    `feast serve` on a free port for the temp data dir.
-    Yields (settings, paths, app, report, feast_server).
+    ``report`` maps a step to the fields its ``pipeline.run_*`` returned: split, terms, term_recall,
+    mf, features, rank. It is read-only because every consumer in the session shares it.
     """
-    paths = Paths(tmp_path_factory.mktemp("e2e-data"))
-    raw = prepare_dataset("synthetic", paths, scale=SCALE, seed=7)
-    write_marker(paths, "synthetic", raw, scale=SCALE, seed=7)
+
+    paths: Paths
+    report: Mapping[str, Any]
+    cfg: TrainConfig
+    scale: int
+    seed: int
+
+
+@pytest.fixture(scope="session")
+def offline_run(tmp_path_factory) -> OfflineRun:
+    """data -> split -> terms -> term recall -> MF -> features -> DeepFM, in a temp data dir, once.
+
+    40k synthetic ratings (~240 users, ~600 items) with planted taste: big enough for the models to
+    learn something checkable, small enough for seconds on 2 cores. Needs no service, so the offline
+    tests run under ``-m "not integration"``.
+    """
+    scale, seed = 40_000, 7
+    paths = Paths(tmp_path_factory.mktemp("pipeline-data"))
+    raw = prepare_dataset("synthetic", paths, scale=scale, seed=seed)
+    write_marker(paths, "synthetic", raw, scale=scale, seed=seed)
     cfg = TrainConfig(epochs=30, batch_size=512, patience=3)  # small data: smaller batches, more steps
     report = {
         "split": pipeline.run_split(paths),
@@ -94,6 +112,20 @@ def chain(services, tmp_path_factory):
         "features": pipeline.run_features(paths),
         "rank": pipeline.run_rank_train(paths, cfg),
     }
+    return OfflineRun(paths, MappingProxyType(report), cfg, scale, seed)
+
+
+@pytest.fixture(scope="session")
+def chain(services, offline_run):
+    """The whole chain: the session's offline artifacts loaded into the real services, then the Flask app.
+
+    Isolation from a developer's running demo: Redis db 1, a unique Elasticsearch alias, a unique
+    Triton model name, and a second `feast serve` on a free port for the temp data dir.
+    Yields (settings, paths, app, report, feast_server); ``report`` holds the offline steps' fields
+    plus each loader's (redis, es, feast, triton, parity).
+    """
+    paths = offline_run.paths
+    report: dict[str, Any] = dict(offline_run.report)
     tag = f"e2e{np.random.default_rng().integers(1e9)}"
     settings = dataclasses.replace(
         services, redis_db=1, es_index=f"mlrec_{tag}", triton_model=f"ml_rec_{tag}", feast_port=_free_port()
@@ -115,8 +147,10 @@ def chain(services, tmp_path_factory):
     finally:
         runtime.stop(feast.pid_path)
         r.flushdb()
+        r.close()
         es = es_index.connect(settings, timeout=30)
         es.indices.delete(index=f"{settings.es_index}_*", ignore_unavailable=True)
+        es.close()
         try:
             import tritonclient.grpc as grpcclient
 

@@ -1,19 +1,29 @@
-"""MF and DeepFM: shapes, learning capacity, and checkpoints that rebuild them exactly."""
+"""MF and DeepFM: shapes, learning capacity, checkpoints that rebuild them exactly, and the ONNX export."""
+
+import dataclasses
+import re
+import shutil
 
 import numpy as np
+import onnxruntime as ort
 import pytest
 import torch
 
+from mlrec.core.contracts import TRITON_INPUT, TRITON_OUTPUT
+from mlrec.core.paths import Paths
 from mlrec.models import (
     MODELS,
     CheckpointError,
     DeepFM,
     MatrixFactorization,
     WithSigmoid,
+    build_model,
     load_checkpoint,
     save_checkpoint,
 )
+from mlrec.models.export import ExportError, export_onnx
 from mlrec.offline.feature_meta import Feature, FeatureMeta
+from mlrec.offline.train import TrainConfig, fit
 
 
 def small_meta(n_users: int = 30, n_items: int = 40, n_dense: int = 4) -> FeatureMeta:
@@ -36,8 +46,19 @@ def random_rows(meta: FeatureMeta, n: int, seed: int = 0) -> torch.Tensor:
     return torch.cat([*sparse, dense], dim=1)
 
 
-def test_registry_names_both_models():
-    assert {"mf": MatrixFactorization, "deepfm": DeepFM} == MODELS
+@pytest.mark.parametrize(
+    "name, make", [("mf", lambda: MatrixFactorization(4, 5)), ("deepfm", lambda: DeepFM.from_meta(small_meta()))]
+)
+def test_registry_rebuilds_each_model_from_its_hparams(name, make):
+    model = make()
+    rebuilt = build_model(name, model.hparams)
+    assert type(rebuilt) is type(model) is MODELS[name]
+    assert {k: v.shape for k, v in rebuilt.state_dict().items()} == {k: v.shape for k, v in model.state_dict().items()}
+
+
+def test_unknown_model_name_is_refused():
+    with pytest.raises(KeyError, match="registered: \\['deepfm', 'mf'\\]"):
+        build_model("gbdt", {})
 
 
 def test_mf_forward_is_dot_product_of_exported_vectors():
@@ -122,7 +143,7 @@ def test_checkpoint_round_trip_gives_identical_outputs(tmp_path, name):
 
 def test_checkpoint_rejects_non_plain_config(tmp_path):
     model = MatrixFactorization(3, 3)
-    with pytest.raises(TypeError, match="config.obj"):
+    with pytest.raises(TypeError, match=re.escape("config.obj")):
         save_checkpoint(tmp_path / "m.pt", model, "mf", model.hparams, config={"obj": object()})
 
 
@@ -154,29 +175,50 @@ def test_with_sigmoid_keeps_the_wrapped_models_mode():
     assert WithSigmoid(model.train()).training
 
 
-def test_deepfm_exports_to_onnx_with_dynamic_batch(tmp_path):
-    ort = pytest.importorskip("onnxruntime")
-    torch.manual_seed(0)
+# -- ONNX export: the production export_onnx on a checkpoint + meta saved by the production functions --
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A tiny DeepFM fitted by the training loop (so batch norm holds real running stats), saved as
+    the pipeline saves it: its checkpoint with the feature names, and the feature meta beside it."""
     meta = small_meta()
-    model = DeepFM.from_meta(meta)
-    x = random_rows(meta, 16)
-    model.train()
-    model(x)  # non-trivial batch-norm running stats
-    wrapped = WithSigmoid(model.eval())
-    path = tmp_path / "deepfm.onnx"
-    torch.onnx.export(
-        wrapped,
-        (x,),
-        str(path),
-        input_names=["ml_input"],
-        output_names=["probability"],
-        dynamic_axes={"ml_input": {0: "batch"}, "probability": {0: "batch"}},
-        dynamo=False,
-        opset_version=17,
-    )
-    session = ort.InferenceSession(str(path))
-    for rows in (1, 7):
-        batch = random_rows(meta, rows, seed=rows)
-        out = session.run(None, {"ml_input": batch.numpy()})[0]
-        assert out.shape == (rows, 1)
-        np.testing.assert_allclose(out, wrapped(batch).detach().numpy(), rtol=1e-5, atol=1e-6)
+    x = random_rows(meta, 512, seed=1)
+    y = (x[:, -1] + 0.5 * x[:, -2] > 0).float()  # clicks follow two dense fields
+    torch.manual_seed(0)
+    model = DeepFM.from_meta(meta, mlp_dims=(8,))
+    fit(model, x[:384], y[:384], x[384:], y[384:], TrainConfig(epochs=3, batch_size=64, patience=3))
+    paths = Paths(tmp_path_factory.mktemp("export"))
+    save_checkpoint(paths.rank_model, model, "deepfm", model.hparams, extra={"feature_names": meta.names})
+    meta.save(paths.feature_meta)
+    return paths, meta, WithSigmoid(model).eval()
+
+
+def test_export_onnx_equals_pytorch_for_any_batch_size(trained, tmp_path):
+    paths, meta, reference = trained
+    onnx_path, got_meta, _ = export_onnx(paths, tmp_path / "ranker.onnx")
+    assert onnx_path == tmp_path / "ranker.onnx" and got_meta == meta
+    assert sorted(tmp_path.iterdir()) == [onnx_path]  # written atomically: no temp file left behind
+    session = ort.InferenceSession(str(onnx_path))
+    (inp,), (out,) = session.get_inputs(), session.get_outputs()
+    assert (inp.name, out.name) == (TRITON_INPUT, TRITON_OUTPUT)  # the tensors Triton is asked for
+    assert isinstance(inp.shape[0], str) and inp.shape[1] == meta.n_features  # a symbolic batch axis
+    for rows in (1, 7, 300):  # the export traced a batch of 2
+        batch = random_rows(meta, rows, seed=100 + rows)
+        got = session.run([out.name], {inp.name: batch.numpy()})[0]
+        assert got.shape == (rows, 1)
+        with torch.no_grad():
+            np.testing.assert_allclose(got, reference(batch).numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_export_refuses_a_checkpoint_trained_on_other_features(trained, tmp_path):
+    paths, meta, _ = trained
+    other = Paths(tmp_path / "data")
+    other.rank_model.parent.mkdir(parents=True)
+    shutil.copy(paths.rank_model, other.rank_model)
+    renamed = tuple(dataclasses.replace(f, name=f"new_{f.name}") if f.kind == "dense" else f for f in meta.features)
+    FeatureMeta(renamed).save(other.feature_meta)  # same width, other columns: scores would be garbage
+    with pytest.raises(ExportError, match="trained on other features") as err:
+        export_onnx(other, tmp_path / "ranker.onnx")
+    assert "s6_model_train" in err.value.hint
+    assert not (tmp_path / "ranker.onnx").exists()

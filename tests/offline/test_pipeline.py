@@ -1,46 +1,66 @@
 """The offline pipeline end to end on small planted synthetic data (no services): every step's
-artifacts exist and agree with each other, and the ranker learns the planted structure."""
+artifacts exist and agree with each other, the metrics file records what each step returned, and
+the saved models are the early-stopped ones that learned the planted structure.
+
+The artifacts come from the session's ``offline_run`` fixture (tests/conftest.py), which ``chain``
+loads into the services too, so the pipeline is trained once per test run.
+"""
+
+import json
 
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from mlrec.core import io
-from mlrec.core.constants import ISTEST, USERID
-from mlrec.core.paths import Paths
-from mlrec.data import prepare_dataset, write_marker
+from mlrec.core.constants import ISTEST, ITEMID, LABEL, USERID
+from mlrec.core.paths import (
+    FEATURES_SCRIPT,
+    RANK_SCRIPT,
+    SPLIT_SCRIPT,
+    TERM_RECALL_SCRIPT,
+    TERMS_SCRIPT,
+    VECTOR_RECALL_SCRIPT,
+    step_name,
+)
 from mlrec.models import load_checkpoint
-from mlrec.offline import pipeline
 from mlrec.offline.feature_meta import FeatureMeta
-from mlrec.offline.train import TrainConfig
+from mlrec.offline.features import ISVAL, validation_mask
+from mlrec.offline.train import predict_logits, roc_auc
+
+# report key of the offline_run fixture -> the script whose step name keys metrics.json
+STEP_SCRIPTS = {
+    "split": SPLIT_SCRIPT,
+    "terms": TERMS_SCRIPT,
+    "term_recall": TERM_RECALL_SCRIPT,
+    "mf": VECTOR_RECALL_SCRIPT,
+    "features": FEATURES_SCRIPT,
+    "rank": RANK_SCRIPT,
+}
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    paths = Paths(tmp_path_factory.mktemp("offline"))
-    raw = prepare_dataset("synthetic", paths, scale=40_000, seed=3)
-    write_marker(paths, "synthetic", raw, scale=40_000, seed=3)
-    cfg = TrainConfig(epochs=30, batch_size=512, patience=3)
-    out = {
-        "split": pipeline.run_split(paths),
-        "terms": pipeline.run_terms(paths),
-        "term_recall": pipeline.run_term_recall(paths),
-        "mf": pipeline.run_vector_recall(paths, cfg),
-        "features": pipeline.run_features(paths),
-        "rank": pipeline.run_rank_train(paths, cfg),
-    }
-    return paths, out
+def run(offline_run):
+    return offline_run.paths, offline_run.report
 
 
-def test_counts_are_consistent(run):
+def test_counts_are_consistent(run, offline_run):
     paths, out = run
     split = out["split"]
-    assert split["train"] + split["test"] + split["online"] == split["ratings"] == 40_000
+    assert split["train"] + split["test"] + split["online"] == split["ratings"] == offline_run.scale
     assert split["positives"] + split["negatives"] == split["ratings"]
     offline = pd.read_parquet(paths.offline_imp)
     assert len(pd.read_parquet(paths.pit_counts)) == len(offline)
     assert out["features"]["train"] == (offline[ISTEST] == 0).sum()
     assert set(io.read_id_lists(paths.user_filter, "")) == set(offline[USERID])
+
+
+def test_metrics_file_records_what_each_step_returned(run):
+    paths, out = run
+    recorded = json.loads(paths.metrics.read_text())
+    for key, script in STEP_SCRIPTS.items():
+        assert recorded[step_name(script)] == out[key], key
 
 
 def test_feature_meta_drives_every_artifact(run):
@@ -52,17 +72,59 @@ def test_feature_meta_drives_every_artifact(run):
     assert ckpt["extra"]["feature_names"] == meta.names
 
 
-def test_vectors_cover_every_id(run):
+def test_vectors_cover_every_id_and_are_the_saved_mf_models(run):
     paths, _ = run
     users, items = io.read_npy(paths.user_vector, ""), io.read_npy(paths.item_vector, "")
     assert users.shape[1] == items.shape[1] == 16 and users.dtype == np.float32
     offline = pd.read_parquet(paths.offline_imp)
     assert users.shape[0] > offline[USERID].max()
+    mf, _ = load_checkpoint(paths.recall_model)
+    np.testing.assert_array_equal(users, mf.user_vectors())
+    np.testing.assert_array_equal(items, mf.item_vectors())
 
 
-def test_models_learn_the_planted_structure(run):
-    _, out = run
-    assert out["rank"]["test_auc"] > 0.6
-    assert out["mf"]["test_auc"] > 0.55
-    # early stopping watched validation, not test, and kept its best epoch
-    assert 1 <= out["rank"]["best_epoch"] <= out["rank"]["epochs"]
+def _check_early_stopping(fields: dict, patience: int, max_epochs: int, min_delta: float) -> None:
+    """The history ends where the stopping rule says, and the reported best is the history's best."""
+    history = fields["history"]
+    aucs = [h["val_auc"] for h in history]
+    assert [h["epoch"] for h in history] == list(range(1, len(history) + 1))
+    assert len(history) == min(fields["best_epoch"] + patience, max_epochs)
+    assert aucs[fields["best_epoch"] - 1] == pytest.approx(fields["val_auc"], abs=1e-4)
+    assert max(aucs) <= aucs[fields["best_epoch"] - 1] + min_delta  # no later epoch beat it by min_delta
+
+
+def test_ranker_learned_the_planted_structure_and_saved_its_best_epoch(run, offline_run):
+    """The checkpoint scores the validation slice as the best epoch did (so early stopping watched
+    validation and kept that epoch's weights) and the test set as reported, above chance."""
+    paths, out = run
+    rank, cfg = out["rank"], offline_run.cfg
+    assert rank["test_auc"] > 0.6
+    _check_early_stopping(rank, cfg.patience, cfg.epochs, cfg.min_delta)
+    meta = FeatureMeta.load(paths.feature_meta)
+    model, ckpt = load_checkpoint(paths.rank_model)
+    train, test = pd.read_parquet(paths.train_features), pd.read_parquet(paths.test_features)
+    val = train[train[ISVAL] == 1]
+
+    def auc(df: pd.DataFrame) -> float:
+        return roc_auc(df[LABEL].to_numpy(), predict_logits(model, df[meta.names].to_numpy(np.float32, copy=True)))
+
+    assert auc(val) == pytest.approx(rank["val_auc"], abs=1e-4)
+    assert auc(test) == pytest.approx(rank["test_auc"], abs=1e-4) == ckpt["extra"]["test_auc"]
+
+
+def test_mf_learned_the_planted_structure_and_saved_its_best_epoch(run, offline_run):
+    paths, out = run
+    mf_fields, cfg = out["mf"], offline_run.cfg
+    assert mf_fields["test_auc"] > 0.55
+    _check_early_stopping(mf_fields, cfg.patience, cfg.epochs, cfg.min_delta)
+    model, _ = load_checkpoint(paths.recall_model)
+    offline = pd.read_parquet(paths.offline_imp)
+    train = offline[offline[ISTEST] == 0]
+    val, test = train[validation_mask(train)], offline[offline[ISTEST] == 1]
+
+    def auc(df: pd.DataFrame) -> float:
+        x = torch.from_numpy(df[[USERID, ITEMID]].to_numpy(np.int64, copy=True))
+        return roc_auc(df[LABEL].to_numpy(), predict_logits(model, x))
+
+    assert auc(val) == pytest.approx(mf_fields["val_auc"], abs=1e-4)
+    assert auc(test) == pytest.approx(mf_fields["test_auc"], abs=1e-4)

@@ -15,6 +15,7 @@ import requests
 from elasticsearch import Elasticsearch
 from onnx import TensorProto, helper, numpy_helper
 
+from mlrec.core.contracts import TRITON_INPUT, TRITON_OUTPUT
 from mlrec.core.paths import Paths
 from mlrec.core.settings import Settings
 from mlrec.loaders.triton_repo import write_model_repositories
@@ -194,7 +195,7 @@ def test_feast_serves_a_tiny_feature_view_over_http(services: Settings, unique: 
         assert resp.status_code == 200, resp.text
         body = resp.json()
         names = body["metadata"]["feature_names"]
-        columns = {name: result for name, result in zip(names, body["results"])}  # feast picks the order
+        columns = dict(zip(names, body["results"], strict=True))  # feast picks the order
         assert columns["userid"]["values"] == [2, 3, 99]
         assert columns["age"]["values"] == [35, 45, None]
         assert columns["score"]["values"] == [1.25, 2.0, None]
@@ -221,13 +222,16 @@ def test_run_feast_raises_with_feasts_output(services: Settings, tmp_path: Path)
 
 
 def _linear_onnx(path: Path, weights: np.ndarray, bias: float) -> None:
-    """ml_output = ml_input @ weights + bias: a model whose exact output we can compute."""
+    """output = input @ weights + bias, with the served tensor names: a model whose exact output we can compute."""
     n = weights.shape[0]
     graph = helper.make_graph(
-        [helper.make_node("MatMul", ["ml_input", "W"], ["xw"]), helper.make_node("Add", ["xw", "b"], ["ml_output"])],
+        [
+            helper.make_node("MatMul", [TRITON_INPUT, "W"], ["xw"]),
+            helper.make_node("Add", ["xw", "b"], [TRITON_OUTPUT]),
+        ],
         "linear",
-        [helper.make_tensor_value_info("ml_input", TensorProto.FLOAT, [None, n])],
-        [helper.make_tensor_value_info("ml_output", TensorProto.FLOAT, [None, 1])],
+        [helper.make_tensor_value_info(TRITON_INPUT, TensorProto.FLOAT, [None, n])],
+        [helper.make_tensor_value_info(TRITON_OUTPUT, TensorProto.FLOAT, [None, 1])],
         initializer=[
             numpy_helper.from_array(weights.reshape(n, 1).astype(np.float32), "W"),
             numpy_helper.from_array(np.array([bias], dtype=np.float32), "b"),
@@ -247,16 +251,16 @@ def test_triton_serves_onnx_over_grpc_and_loads_new_versions(services: Settings,
     x = np.array([[1, 2, 3, 4], [0, 0, 0, 0], [-1, 0.5, 2, 8]], dtype=np.float32)
 
     def infer() -> np.ndarray:
-        inp = grpcclient.InferInput("ml_input", list(x.shape), "FP32")
+        inp = grpcclient.InferInput(TRITON_INPUT, list(x.shape), "FP32")
         inp.set_data_from_numpy(x)
-        result = client.infer(model, [inp], outputs=[grpcclient.InferRequestedOutput("ml_output")])
-        return result.as_numpy("ml_output")
+        result = client.infer(model, [inp], outputs=[grpcclient.InferRequestedOutput(TRITON_OUTPUT)])
+        return result.as_numpy(TRITON_OUTPUT)
 
     try:
         for version, (weights, bias) in enumerate([([1, 2, 3, 4], 0.5), ([0, 0, 1, -1], -2.0)], start=1):
             weights = np.array(weights, dtype=np.float32)
             _linear_onnx(tmp_path / f"v{version}.onnx", weights, bias)
-            docker_repo, native_repo = write_model_repositories(
+            _, native_repo = write_model_repositories(
                 tmp_path / f"v{version}.onnx", triton_dir, model, n_features=4, max_batch_size=64, version=version
             )
             assert native_repo == native_model_repository(triton_dir)
