@@ -36,7 +36,9 @@ offline: data  ## every offline step: split, terms, recall, features, ranker
 	$(PYTHON) offline/rank/s5_feature_engi.py
 	$(PYTHON) offline/rank/s6_model_train.py
 
-load: services-up  ## push the offline artifacts into Redis, Elasticsearch, Feast, Triton; prove online == offline
+# With MLREC_FEAST_CLI=docker (environment or .env) the servers come from `docker compose up -d`: no native install.
+LOAD_SERVICES := $(if $(filter docker,$(MLREC_FEAST_CLI)),venv,services-up)
+load: $(LOAD_SERVICES)  ## push the offline artifacts into Redis, Elasticsearch, Feast, Triton; prove online == offline
 	$(PYTHON) offline_to_online/recall/s1_user_to_redis.py
 	$(PYTHON) offline_to_online/recall/s2_item_to_es.py
 	$(PYTHON) offline_to_online/rank/s3_feature_to_feast.py

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -32,7 +32,12 @@ SERVICE_NAMES = ("redis", "elasticsearch", "feast", "triton")
 
 def make_services(settings: Settings, names: Iterable[str] | None = None, paths: Paths | None = None) -> list[Service]:
     """Service objects for ``names`` (all four by default), in start order."""
-    classes = {"redis": RedisServer, "elasticsearch": ElasticsearchServer, "feast": FeastServer, "triton": TritonServer}
+    classes: dict[str, Callable[[Settings, Paths | None], Service]] = {
+        "redis": RedisServer,
+        "elasticsearch": ElasticsearchServer,
+        "feast": FeastServer,
+        "triton": TritonServer,
+    }
     names = list(names or SERVICE_NAMES)
     unknown = sorted(set(names) - set(classes))
     if unknown:
@@ -58,10 +63,7 @@ class ServiceStatus:
 def service_status(service: Service) -> ServiceStatus:
     pid = runtime.read_pid(service.pid_path)
     healthy = service.healthy()
-    if pid is not None:
-        state = "running" if healthy else "starting"
-    else:
-        state = "external" if healthy else "stopped"
+    state = ("running" if healthy else "starting") if pid is not None else ("external" if healthy else "stopped")
     return ServiceStatus(
         service.name, state, service.version() if healthy else None, service.ports, pid, str(service.log_path)
     )

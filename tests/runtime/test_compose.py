@@ -6,6 +6,9 @@ import os
 import re
 import shutil
 import subprocess
+import sys
+import tempfile
+from pathlib import Path
 
 import pytest
 import yaml
@@ -13,7 +16,14 @@ import yaml
 from mlrec.core.paths import REPO_ROOT
 from mlrec.core.settings import Settings
 from mlrec_runtime.elasticsearch_server import ES_VERSION
-from mlrec_runtime.feast_server import FEAST_VERSION
+from mlrec_runtime.feast_server import (
+    FEAST_VERSION,
+    FEATURE_REPO,
+    MAX_REQUESTS,
+    ONLINE_STORES,
+    REGISTRY_TTL_S,
+    WORKERS,
+)
 from mlrec_runtime.redis_server import REDIS_VERSION
 from mlrec_runtime.triton_server import TRITON_IMAGE_TAG
 
@@ -93,6 +103,74 @@ def test_feast_mounts_the_feature_repo_and_data_dir(compose):
     assert any(v.endswith(":/data") and "MLREC_DATA_DIR" in v for v in feast["volumes"])
     triton = compose["services"]["triton"]
     assert any(v.endswith("/online/triton/model_repository:/models") for v in triton["volumes"])
+
+
+def _serve_script(compose: dict) -> str:
+    command = compose["services"]["feast"]["command"]
+    assert command[:1] == ["sh"] and command[1].startswith("/feature_repo/"), command
+    return (FEATURE_REPO / command[1].removeprefix("/feature_repo/")).read_text()
+
+
+def test_compose_feast_serves_like_the_native_server(compose):
+    """Same registry refresh (the loaders wait on it), workers and recycling as mlrec_runtime.feast_server."""
+    script = _serve_script(compose)
+    lines = script.replace("\\\n", " ").splitlines()  # continuation lines joined
+    flags = next(line for line in lines if line.startswith("exec ") and " serve " in line).split()
+    assert flags[flags.index("--registry_ttl_sec") + 1] == str(REGISTRY_TTL_S)
+    assert flags[flags.index("--workers") + 1] == str(WORKERS)
+    assert flags[flags.index("--max-requests") + 1] == str(MAX_REQUESTS)
+    assert flags[flags.index("-p") + 1] == "6566"
+
+
+FAKE_FEAST = """#!/bin/sh
+echo "$(id -u):$(id -g) $*" >> "$FEAST_LOG"
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0, reason="needs root, as the container has")
+@pytest.mark.parametrize("store", sorted(ONLINE_STORES))
+def test_compose_feast_script_runs_feast_as_the_data_dir_owner(compose, store):
+    """The service's script itself, run as root like the container, with a stand-in `feast` on PATH.
+
+    It must create the data dirs (the Triton mount's too) owned by the data dir's owner and run
+    `feast apply` (no registry yet) and `feast serve` as that owner, on the selected yaml.
+    """
+    assert compose["services"]["feast"]["user"] == "0:0"
+    with tempfile.TemporaryDirectory() as tmp:  # not pytest's tmp_path: its parents are closed to other users
+        _run_serve_script(compose, Path(tmp), store)
+
+
+def _run_serve_script(compose: dict, tmp_path: Path, store: str) -> None:
+    tmp_path.chmod(0o755)
+    repo, data, bin_dir = tmp_path / "feature_repo", tmp_path / "data", tmp_path / "bin"
+    for folder in (repo, data, bin_dir):
+        folder.mkdir()
+    os.chown(data, 4321, 4322)
+    (repo / "compose_serve.sh").write_text(_serve_script(compose))
+    for name in ONLINE_STORES.values():
+        (repo / name).write_text("")
+    feast = bin_dir / "feast"
+    feast.write_text(FAKE_FEAST)
+    feast.chmod(0o755)
+    (bin_dir / "python").symlink_to(sys.executable)
+    log = tmp_path / "feast.log"
+    log.touch(mode=0o666)
+    log.chmod(0o666)
+    env = {
+        "PATH": f"{bin_dir}:/usr/bin:/bin",
+        "MLREC_DATA_DIR": str(data),
+        "MLREC_FEAST_ONLINE_STORE": store,
+        "FEAST_LOG": str(log),
+    }
+    out = subprocess.run(["sh", str(repo / "compose_serve.sh")], env=env, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    for folder in ("online", "online/feast", "online/triton", "online/triton/model_repository"):
+        st = (data / folder).stat()
+        assert (st.st_uid, st.st_gid) == (4321, 4322), folder
+    apply, serve = log.read_text().splitlines()
+    yaml_file = repo / ONLINE_STORES[store]
+    assert apply == f"4321:4322 -c {repo} -f {yaml_file} apply"
+    assert serve.startswith(f"4321:4322 -c {repo} -f {yaml_file} serve -h 0.0.0.0 -p 6566 ")
 
 
 def _compose_cli() -> list[str] | None:

@@ -1,4 +1,4 @@
-"""The feature repository's yaml files and how mlrec_runtime.feast_server reads them."""
+"""The feature repository's yaml files and how the runtime (``mlrec_runtime.feast_server``) reads them."""
 
 from __future__ import annotations
 
@@ -9,7 +9,9 @@ import yaml
 
 from mlrec.core.paths import Paths
 from mlrec.core.settings import Settings
-from mlrec_runtime.feast_server import FEATURE_REPO, ONLINE_STORES, online_store_kind, registry_path
+from mlrec.loaders.feast_cli import FeastCliError, online_store_kind
+from mlrec_runtime.feast_server import FEATURE_REPO, ONLINE_STORES, FeastServer, registry_path
+from mlrec_runtime.runtime import StartError
 
 
 @pytest.mark.parametrize("filename", sorted(ONLINE_STORES.values()))
@@ -34,12 +36,25 @@ def test_online_store_choice():
         "type": "redis",
         "connection_string": "${MLREC_HOST}:${MLREC_REDIS_PORT}",
     }
-    assert online_store_kind({}) == "sqlite"
-    assert online_store_kind({"MLREC_FEAST_ONLINE_STORE": "redis"}) == "redis"
-    with pytest.raises(ValueError, match="MLREC_FEAST_ONLINE_STORE='mongo'"):
-        online_store_kind({"MLREC_FEAST_ONLINE_STORE": "mongo"})
+    assert online_store_kind(Settings.from_env({}, None)) == "sqlite"
+    assert online_store_kind(Settings.from_env({"MLREC_FEAST_ONLINE_STORE": "redis"}, None)) == "redis"
+    with pytest.raises(FeastCliError, match="MLREC_FEAST_ONLINE_STORE='mongo'"):
+        online_store_kind(Settings(feast_online_store="mongo"))
 
 
 def test_registry_path_expands_the_data_dir(tmp_path: Path):
     assert registry_path(FEATURE_REPO, Settings(), Paths(tmp_path)) == tmp_path / "online" / "feast" / "registry.db"
     assert registry_path(FEATURE_REPO, Settings(), Paths(tmp_path)).parent == Paths(tmp_path).feast_dir
+
+
+@pytest.mark.parametrize("store", sorted(ONLINE_STORES))
+def test_the_server_serves_the_yaml_of_the_selected_store(tmp_path: Path, store):
+    settings = Settings(runtime_dir=tmp_path / "runtime", feast_online_store=store)
+    argv = FeastServer(settings, Paths(tmp_path)).process().argv
+    assert argv[argv.index("-f") + 1] == str(FEATURE_REPO / ONLINE_STORES[store])
+
+
+def test_a_misconfigured_repo_stops_the_start_with_a_service_error(tmp_path: Path):
+    server = FeastServer(Settings(runtime_dir=tmp_path / "runtime", feast_online_store="mongo"), Paths(tmp_path))
+    with pytest.raises(StartError, match="MLREC_FEAST_ONLINE_STORE='mongo'"):
+        server.prepare()

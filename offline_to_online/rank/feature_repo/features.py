@@ -6,8 +6,11 @@ Feast imports this file on ``feast apply``. The feature names come from
 ``ml_user`` view, each owned by the item side into ``ml_item``. Nothing here is generated text;
 with no meta yet (a fresh checkout), the repository declares nothing and still applies.
 
-This file runs inside the feast venv, which does not have the mlrec package: it reads the JSON
-directly and must stay dependency-free beyond feast itself.
+This file runs inside the feast venv or the compose feast container, neither of which has the
+mlrec package: it reads the JSON directly and must stay dependency-free beyond feast itself.
+Every path is under ``$MLREC_DATA_DIR`` (the host's data dir natively, ``/data`` in the
+container, where compose mounts that same dir), so the registry written by either one points
+the views at the parquet that ``mlrec.online.feast_store.export_tables`` wrote.
 """
 
 import json

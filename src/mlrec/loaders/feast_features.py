@@ -1,4 +1,8 @@
-"""User and item feature tables -> Feast (``offline_to_online/rank/s3_feature_to_feast.py``)."""
+"""User and item feature tables -> Feast (``offline_to_online/rank/s3_feature_to_feast.py``).
+
+The feast CLI runs natively or in the compose ``feast`` service (:mod:`mlrec.loaders.feast_cli`);
+nothing here imports the native runtime, so a Docker user never triggers a native install.
+"""
 
 from __future__ import annotations
 
@@ -9,49 +13,66 @@ import numpy as np
 import pandas as pd
 
 from mlrec.core.constants import USERID
+from mlrec.core.contracts import FEAST_USER_SERVICE
 from mlrec.core.log import summary, timed
 from mlrec.core.paths import Paths
 from mlrec.core.settings import Settings
 from mlrec.loaders import LoadCheckError
-from mlrec.online.feast_store import USER_SERVICE, FeastClient, FeastError, export_tables
+from mlrec.loaders.feast_cli import REGISTRY_TTL_S, rerun_hint, resolve_mode, run_feast
+from mlrec.online.feast_store import FeastClient, FeastError, FeastUnreachable, export_tables
+
+# The server picks up a new registry within REGISTRY_TTL_S; the rest is margin for a busy 2-core
+# machine (a refresh and the first lookups of a new view take seconds there).
+SERVED_WAIT_S = 6 * REGISTRY_TTL_S
 
 
-def _served_matches(client: FeastClient, table: pd.DataFrame, key: str, service: str) -> bool:
+def _served_state(client: FeastClient, table: pd.DataFrame, key: str, service: str) -> str:
+    """``ok`` when the server returns the table's values, ``stale`` when it answers otherwise, ``down``."""
     sample = table.iloc[: min(5, len(table))]
     try:
         got = client.get(service, key, sample[key].to_numpy())
+    except FeastUnreachable:
+        return "down"
     except FeastError:
-        return False
+        return "stale"
     cols = [c for c in table.columns if c not in (key, "event_timestamp", "created")]
-    return all(c in got and np.allclose(got[c], sample[c].to_numpy(np.float32)) for c in cols)
+    same = all(c in got and np.allclose(got[c], sample[c].to_numpy(np.float32)) for c in cols)
+    return "ok" if same else "stale"
 
 
-def load_feast(paths: Paths, settings: Settings, wait_s: float = 30.0) -> dict:
-    """Feature tables -> parquet with timestamps -> ``feast apply`` + ``materialize-incremental``."""
-    from mlrec_runtime import restart, run_feast
+def load_feast(paths: Paths, settings: Settings, wait_s: float = SERVED_WAIT_S) -> dict:
+    """Feature tables -> parquet with timestamps -> ``feast apply`` + ``materialize-incremental``.
 
+    Then waits (at most ``wait_s``) until the running feature server returns the offline values:
+    it re-reads the registry every :data:`REGISTRY_TTL_S` seconds, so no restart is needed.
+    """
+    mode = resolve_mode(settings)
     with timed() as t:
         n_users, n_items = export_tables(paths)
-        run_feast(["apply"], settings=settings, paths=paths)
+        run_feast(["apply"], settings=settings, paths=paths, mode=mode)
         end = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S")
-        run_feast(["materialize-incremental", end], settings=settings, paths=paths)
+        run_feast(["materialize-incremental", end], settings=settings, paths=paths, mode=mode)
     with timed() as served:
         client = FeastClient(settings.feast_url, timeout_s=5.0)
         users = pd.read_parquet(paths.feast_dir / paths.user_features.name)
         deadline = time.monotonic() + wait_s
-        while not _served_matches(client, users, USERID, USER_SERVICE):
-            if time.monotonic() > deadline:  # the server kept an old registry: restart it once
-                restart(settings, ["feast"], paths)
-                if not _served_matches(client, users, USERID, USER_SERVICE):
-                    raise LoadCheckError("feast: served user features differ from the offline table")
-                break
+        state = _served_state(client, users, USERID, FEAST_USER_SERVICE)
+        while state != "ok":
+            if time.monotonic() > deadline:
+                what = "is unreachable" if state == "down" else "still serves values that differ from the offline table"
+                raise LoadCheckError(
+                    f"feast ({mode}): the feature server at {settings.feast_url} {what} {wait_s:.0f} s after "
+                    "apply + materialize",
+                    rerun_hint(mode),
+                )
             time.sleep(1.0)
+            state = _served_state(client, users, USERID, FEAST_USER_SERVICE)
     uid = int(users[USERID].iloc[0])
     print(
         f"feast check: curl -s -X POST {settings.feast_url}/get-online-features "
         f"-H 'Content-Type: application/json' "
-        f'-d \'{{"feature_service": "{USER_SERVICE}", "entities": {{"userid": [{uid}]}}}}\'  (matches offline)'
+        f'-d \'{{"feature_service": "{FEAST_USER_SERVICE}", "entities": {{"userid": [{uid}]}}}}\'  (matches offline)'
     )
-    fields = dict(users=n_users, items=n_items, seconds=t["seconds"], served_after_s=served["seconds"])
+    fields = dict(users=n_users, items=n_items, seconds=t["seconds"], served_after_s=served["seconds"], feast_cli=mode)
     summary("s3_feature_to_feast", paths.metrics, **fields)
     return fields
