@@ -25,17 +25,29 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mlrec.core.paths import REPO_ROOT
+from mlrec.core.io import write_json
+from mlrec.core.paths import (
+    DATA_SCRIPT,
+    FEATURES_SCRIPT,
+    RANK_SCRIPT,
+    REPO_ROOT,
+    SPLIT_SCRIPT,
+    TERM_RECALL_SCRIPT,
+    TERMS_SCRIPT,
+    VECTOR_RECALL_SCRIPT,
+    script_path,
+)
 
+# The data steps first (timed at every scale), the two trainings only up to --models-up-to.
 DATA_STEPS = [
-    ("split", "offline/preprocess/s1_data_split.py"),
-    ("terms", "offline/preprocess/s2_term_trans.py"),
-    ("term_recall", "offline/recall/s3_term_recall.py"),
-    ("features", "offline/rank/s5_feature_engi.py"),
+    ("split", SPLIT_SCRIPT),
+    ("terms", TERMS_SCRIPT),
+    ("term_recall", TERM_RECALL_SCRIPT),
+    ("features", FEATURES_SCRIPT),
 ]
 MODEL_STEPS = [
-    ("vector_recall", "offline/recall/s4_vector_recall.py"),
-    ("rank_train", "offline/rank/s6_model_train.py"),
+    ("vector_recall", VECTOR_RECALL_SCRIPT),
+    ("rank_train", RANK_SCRIPT),
 ]
 CORE = ("split", "terms", "features")
 
@@ -44,7 +56,7 @@ def run_step(script: str, args: list[str], env: dict) -> tuple[float, float]:
     """Run one script; return (seconds, peak RSS MiB) of that process alone."""
     start = time.perf_counter()
     proc = subprocess.Popen(
-        [sys.executable, str(REPO_ROOT / script), *args],
+        [sys.executable, str(script_path(script)), *args],
         env=env,
         cwd=REPO_ROOT,
         stdout=subprocess.PIPE,
@@ -104,7 +116,7 @@ def bench_scale(n: int, with_models: bool, with_baseline: bool, keep: bool) -> d
 def _bench_in(data_dir: Path, n: int, with_models: bool, with_baseline: bool) -> dict:
     env = {**os.environ, "MLREC_DATA_DIR": str(data_dir), "MLREC_PROGRESS": "0"}
     print(f"\n== synthetic, {n:,} ratings (data dir {data_dir})")
-    gen_s, gen_mb = run_step("offline/preprocess/s0_get_data.py", ["--dataset", "synthetic", "--scale", str(n)], env)
+    gen_s, gen_mb = run_step(DATA_SCRIPT, ["--dataset", "synthetic", "--scale", str(n)], env)
     results = {"generate": {"seconds": gen_s, "peak_mib": gen_mb}}
     for name, script in DATA_STEPS + (MODEL_STEPS if with_models else []):
         s, mb = run_step(script, [], env)
@@ -153,8 +165,7 @@ def main() -> None:
     for i, n in enumerate(args.scales):
         all_results[n] = bench_scale(n, n <= args.models_up_to, i == 0 and not args.no_baseline, args.keep)
     print_table(all_results)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(all_results, indent=2))
+    write_json(args.out, all_results, indent=2)
     print(f"\nwritten {args.out}")
 
 

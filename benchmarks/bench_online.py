@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
+import sys
 import threading
 import time
 from dataclasses import asdict, dataclass, field
@@ -30,17 +31,19 @@ from urllib.parse import urlsplit
 import numpy as np
 
 from mlrec.core.constants import USERID
-from mlrec.core.io import read_parquet
-from mlrec.core.paths import REPO_ROOT, Paths
+from mlrec.core.contracts import STAGES, TOTAL
+from mlrec.core.errors import MlrecError
+from mlrec.core.io import read_parquet, write_json
+from mlrec.core.paths import FEATURES_SCRIPT, REPO_ROOT, SERVER_SCRIPT, Paths
 from mlrec.core.settings import Settings
 
 RESULTS_DIR = REPO_ROOT / "docs" / "results"
-STAGES = ("redis", "es", "feast", "assemble", "triton", "total")
+COLUMNS = (*STAGES, TOTAL)  # the Server-Timing entries, in the server's order
 TARGETS = {"c1_p50_ms": 15.0, "c1_p99_ms": 40.0, "c16_rps": 150.0}
 
 
-class BenchError(RuntimeError):
-    """The benchmark cannot run as asked (no server, no users); the message says what to fix."""
+class BenchError(MlrecError, RuntimeError):
+    """The benchmark cannot run as asked (no server, no users); the hint says what to fix."""
 
 
 @dataclass
@@ -72,10 +75,10 @@ def parse_server_timing(header: str) -> dict[str, float]:
 
 def sample_users(n: int, seed: int, paths: Paths) -> np.ndarray:
     """``n`` user ids drawn (seeded, without replacement) from the served user features."""
-    users = read_parquet(paths.user_features, "offline/rank/s5_feature_engi.py", columns=[USERID])[USERID]
+    users = read_parquet(paths.user_features, FEATURES_SCRIPT, columns=[USERID])[USERID]
     ids = np.sort(users.to_numpy(dtype=np.int64))
     if len(ids) == 0:
-        raise BenchError(f"{paths.user_features}: no users; run the offline pipeline (`make offline`)")
+        raise BenchError(f"{paths.user_features}: no users", "run the offline pipeline (`make offline`)")
     return np.random.default_rng(seed).choice(ids, size=min(n, len(ids)), replace=False)
 
 
@@ -152,7 +155,7 @@ def run_level(
     seconds = time.perf_counter() - start
     arr = np.asarray(lat) if lat else np.asarray([np.nan])
     p50, p95, p99 = np.percentile(arr, [50, 95, 99])
-    stages = {s: round(float(np.mean([t.get(s, 0.0) for t in timings])), 2) for s in STAGES} if timings else {}
+    stages = {s: round(float(np.mean([t.get(s, 0.0) for t in timings])), 2) for s in COLUMNS} if timings else {}
     return LevelResult(
         label=label,
         concurrency=concurrency,
@@ -170,7 +173,7 @@ def run_level(
 
 
 def markdown(results: list[LevelResult]) -> str:
-    head = ["server", "conc", "requests", "errors", "rps", "p50 ms", "p95 ms", "p99 ms", *[f"{s} ms" for s in STAGES]]
+    head = ["server", "conc", "requests", "errors", "rps", "p50 ms", "p95 ms", "p99 ms", *[f"{s} ms" for s in COLUMNS]]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in results:
         row = [
@@ -182,7 +185,7 @@ def markdown(results: list[LevelResult]) -> str:
             r.p50_ms,
             r.p95_ms,
             r.p99_ms,
-            *[r.stages_ms.get(s, "") for s in STAGES],
+            *[r.stages_ms.get(s, "") for s in COLUMNS],
         ]
         lines.append("| " + " | ".join(str(v) for v in row) + " |")
     return "\n".join(lines)
@@ -252,8 +255,8 @@ def main() -> None:
         warm = run_level(label, url, users, 4, args.warmup, args.max_seconds, args.timeout)
         if warm.errors == warm.requests:
             raise BenchError(
-                f"{url}: every warm-up request failed ({warm.error_samples[:1]}); start the server "
-                "with `python online/main/s1_server.py`"
+                f"{url}: every warm-up request failed ({warm.error_samples[:1]})",
+                f"start the server with `python {SERVER_SCRIPT}` (or `make server-up`)",
             )
     results = []
     for c in args.concurrency:
@@ -270,23 +273,21 @@ def main() -> None:
     targets = check_targets(results)
     dataset = dataset_name(paths)
     out = args.out or RESULTS_DIR / f"latency_{dataset}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(
-        json.dumps(
-            {
-                "dataset": dataset,
-                "when": time.strftime("%Y-%m-%dT%H:%M:%S"),
-                "note": args.note,
-                "servers": dict(servers),
-                "users": len(users),
-                "seed": args.seed,
-                "warmup": args.warmup,
-                "targets": TARGETS,
-                "target_check": targets,
-                "results": [asdict(r) for r in results],
-            },
-            indent=2,
-        )
+    write_json(
+        out,
+        {
+            "dataset": dataset,
+            "when": time.strftime("%Y-%m-%dT%H:%M:%S"),
+            "note": args.note,
+            "servers": dict(servers),
+            "users": len(users),
+            "seed": args.seed,
+            "warmup": args.warmup,
+            "targets": TARGETS,
+            "target_check": targets,
+            "results": [asdict(r) for r in results],
+        },
+        indent=2,
     )
     print(
         f"\n[bench_online] dataset={dataset} servers={len(servers)} levels={len(args.concurrency)} "
@@ -295,4 +296,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except MlrecError as exc:
+        sys.exit(f"error: {exc}")

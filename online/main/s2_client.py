@@ -10,18 +10,20 @@ import sys
 
 import requests
 
+from mlrec.core.constants import RESPONSE_SIZE
+from mlrec.core.paths import SERVER_SCRIPT
 from mlrec.core.settings import Settings
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("userid", type=int)
-    parser.add_argument("--size", type=int, default=50)
+    parser.add_argument("--size", type=int, default=RESPONSE_SIZE)
     parser.add_argument("--url", default=Settings.from_env().server_url)
     args = parser.parse_args()
     try:
         resp = requests.post(f"{args.url}/ml/rec", json={"userid": args.userid, "size": args.size}, timeout=10)
     except requests.ConnectionError:
-        sys.exit(f"error: no service at {args.url}; start it with `python online/main/s1_server.py`")
+        sys.exit(f"error: no service at {args.url}; start it with `python {SERVER_SCRIPT}` (or `make server-up`)")
     body = resp.json()
     if resp.status_code != 200:
         sys.exit(f"error: HTTP {resp.status_code}: {body}")

@@ -16,6 +16,7 @@ import urllib.request
 from abc import ABC, abstractmethod
 from pathlib import Path
 
+from mlrec.core.io import write_json
 from mlrec.core.paths import Paths
 from mlrec.core.settings import Settings
 from mlrec_runtime.runtime import InstallError, ProcessSpec, run_checked
@@ -85,7 +86,7 @@ def ensure_venv(name: str, venv: Path, requirements: list[str]) -> Path:
     run_checked(
         [str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check", *requirements], f"{name} pip install"
     )
-    (venv / ".mlrec-requirements.json").write_text(json.dumps(requirements))
+    write_json(venv / ".mlrec-requirements.json", requirements)  # last: marks the venv as complete
     return python
 
 
@@ -138,7 +139,7 @@ class Service(ABC):
     def install(self) -> None:
         """Fetch binaries / create venvs; runs only when :meth:`is_installed` is False."""
 
-    def prepare(self) -> None:
+    def prepare(self) -> None:  # noqa: B027 - an optional hook: most services need no preparation
         """Write config files and create data folders before each start."""
 
     @abstractmethod

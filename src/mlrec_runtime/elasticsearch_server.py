@@ -207,7 +207,7 @@ class ElasticsearchServer(Service):
 
     def healthy(self) -> bool:
         health = self._health()
-        return bool(health) and health.get("status") in ("green", "yellow")
+        return health is not None and health.get("status") in ("green", "yellow")
 
     def version(self) -> str | None:
         nodes = http_get_json(

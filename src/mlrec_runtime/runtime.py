@@ -8,6 +8,7 @@ Elasticsearch launcher's JVM, Triton's Python-backend stubs) and nothing else.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -19,13 +20,16 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from mlrec.core.errors import MlrecError
+from mlrec.core.io import write_json
+
 log = logging.getLogger(__name__)
 
 LOG_TAIL_LINES = 40
 
 
-class ServiceError(RuntimeError):
-    """A service could not be installed, started or stopped; the message says what to do."""
+class ServiceError(MlrecError, RuntimeError):
+    """A service could not be installed, started or stopped; the message (or hint) says what to do."""
 
 
 class InstallError(ServiceError):
@@ -106,17 +110,15 @@ def start(spec: ProcessSpec) -> int:
             extra_groups=[] if spec.user else None,
         )
     ticks = _start_ticks(proc.pid)
-    spec.pid_path.write_text(json.dumps({"pid": proc.pid, "start_ticks": ticks, "argv": list(spec.argv)}))
+    write_json(spec.pid_path, {"pid": proc.pid, "start_ticks": ticks, "argv": list(spec.argv)})
     log.info("started name=%s pid=%s log=%s", spec.name, proc.pid, spec.log_path)
     return proc.pid
 
 
 def _reap(pid: int) -> None:
     """Collect the exit status if ``pid`` is our child (so it does not linger as a zombie)."""
-    try:
+    with contextlib.suppress(ChildProcessError):
         os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        pass
 
 
 def stop(pid_path: Path, timeout_s: float = 30.0) -> bool:

@@ -45,3 +45,20 @@ def test_paths_follow_mlrec_data_dir(tmp_path, monkeypatch):
     p = Paths.from_env()
     assert p.feature_meta == tmp_path / "offline_to_online" / "rank" / "feature_meta.json"
     assert p.raw_dir("ml-100k") == tmp_path / "raw" / "ml-100k"
+
+
+def test_dataset_logging_and_progress_come_from_settings(tmp_path):
+    d = Settings.from_env({}, env_file=None)
+    assert (d.dataset, d.log_level, d.progress) == ("ml-100k", "WARNING", True)
+    f = tmp_path / ".env"
+    f.write_text("MLREC_DATASET=ml-1m\nMLREC_LOG_LEVEL=info\nMLREC_PROGRESS=0\n")
+    s = Settings.from_env({}, env_file=f)
+    assert (s.dataset, s.log_level, s.progress) == ("ml-1m", "INFO", False)
+
+
+def test_bad_value_is_a_user_error_with_a_hint():
+    from mlrec.core.errors import MlrecError
+
+    with pytest.raises(MlrecError) as err:
+        Settings.from_env({"MLREC_PROGRESS": "maybe"}, env_file=None)
+    assert "MLREC_PROGRESS='maybe'" in err.value.message and "1/0" in err.value.hint

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from mlrec.core.paths import REPO_ROOT, Paths
+from mlrec.core.paths import DATA_SCRIPT, Paths, script_path, step_name
 from mlrec.data import (
     DATASETS,
     DataError,
@@ -67,7 +67,7 @@ def test_a_crash_mid_build_leaves_no_half_written_dataset(paths, monkeypatch):
     before = {p.name: p.read_bytes() for p in raw.iterdir()}
 
     def crash(out_dir: Path, **_):
-        out_dir.mkdir(parents=True)
+        out_dir.mkdir(parents=True, exist_ok=True)  # as write_movielens does: prepare_dataset hands it a temp folder
         (out_dir / "users.dat").write_text("1::M::25::1::00000\n")
         raise KeyboardInterrupt  # e.g. Ctrl-C half way
 
@@ -83,13 +83,14 @@ def test_a_crash_mid_build_leaves_no_half_written_dataset(paths, monkeypatch):
 
 
 def test_unknown_dataset_is_refused(paths):
-    with pytest.raises(DataError, match="unknown dataset 'ml-20m': choose one of ml-100k, ml-1m, synthetic"):
+    with pytest.raises(DataError, match="unknown dataset 'ml-20m'; choose one of ml-100k, ml-1m, synthetic"):
         prepare_dataset("ml-20m", paths)
 
 
 def test_marker_round_trip_and_missing_marker(paths):
-    with pytest.raises(DataError, match=r"dataset\.json is missing: run `python offline/preprocess/s0_get_data\.py"):
+    with pytest.raises(DataError, match=r"dataset\.json is missing") as err:
         active_raw_dir(paths)
+    assert err.value.hint.startswith(f"run `python {DATA_SCRIPT} --dataset")
     raw = prepare_dataset("synthetic", paths, scale=SCALE, seed=1)
     write_marker(paths, "synthetic", raw, scale=SCALE)
     assert json.loads(paths.dataset_marker.read_text())["raw_dir"] == "raw/synthetic"  # relative to the root
@@ -108,11 +109,11 @@ def test_marker_pointing_nowhere_is_an_error(paths):
         active_raw_dir(paths)
 
 
-def run_s0(data_dir: Path, *args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "MLREC_DATA_DIR": str(data_dir)}
-    env.pop("MLREC_DATASET", None)
+def run_s0(data_dir: Path, *args: str, dataset: str = "") -> subprocess.CompletedProcess:
+    # MLREC_DATASET="" (not unset) so a developer's .env cannot choose the dataset behind the test's back
+    env = {**os.environ, "MLREC_DATA_DIR": str(data_dir), "MLREC_DATASET": dataset}
     return subprocess.run(
-        [sys.executable, str(REPO_ROOT / "offline/preprocess/s0_get_data.py"), *args],
+        [sys.executable, str(script_path(DATA_SCRIPT)), *args],
         capture_output=True,
         text=True,
         env=env,
@@ -124,15 +125,25 @@ def test_s0_get_data_cli(tmp_path):
     proc = run_s0(tmp_path, "--dataset", "synthetic", "--scale", str(SCALE))
     assert proc.returncode == 0, proc.stderr
     line = proc.stdout.strip().splitlines()[-1]
-    assert line.startswith("[s0_get_data] dataset=synthetic users=30 items=600 ratings=5000 seconds=")
+    assert line.startswith(f"[{step_name(DATA_SCRIPT)}] dataset=synthetic users=30 items=600 ratings=5000 seconds=")
     paths = Paths(tmp_path)
     assert active_raw_dir(paths) == paths.raw_dir("synthetic")
-    metrics = json.loads(paths.metrics.read_text())["s0_get_data"]
+    metrics = json.loads(paths.metrics.read_text())[step_name(DATA_SCRIPT)]
     assert metrics["ratings"] == SCALE and metrics["dataset"] == "synthetic"
 
 
 def test_s0_get_data_cli_reports_errors_without_traceback(tmp_path):
     proc = run_s0(tmp_path, "--dataset", "synthetic", "--scale", "10")
-    assert proc.returncode == 1
-    assert "error:" in proc.stderr and "--scale >=" in proc.stderr and "Traceback" not in proc.stderr
+    assert proc.returncode == 2
+    assert (
+        proc.stderr == f"error: synthetic scale n_ratings=10 is too small; use --scale >= {synthetic.MIN_N_RATINGS}\n"
+    )
     assert not Paths(tmp_path).dataset_marker.exists()
+
+
+def test_s0_get_data_default_dataset_comes_from_settings(tmp_path):
+    proc = run_s0(tmp_path, "--scale", str(SCALE), dataset="synthetic")
+    assert proc.returncode == 0, proc.stderr
+    assert active_dataset(Paths(tmp_path)) == "synthetic"
+    proc = run_s0(tmp_path / "other", dataset="ml-20m")
+    assert proc.returncode == 2 and proc.stderr.startswith("error: unknown dataset 'ml-20m'; choose one of")

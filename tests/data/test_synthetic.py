@@ -25,7 +25,7 @@ def auc(y: np.ndarray, s: np.ndarray) -> float:
 
 def test_same_seed_same_data_other_seed_other_data(data):
     again = generate(SyntheticSpec(n_ratings=N, seed=7))
-    for a, b in zip(data, again):
+    for a, b in zip(data, again, strict=True):
         pd.testing.assert_frame_equal(a, b)
     other = generate(SyntheticSpec(n_ratings=N, seed=8))[2]
     assert not other[[ITEMID, RATING]].equals(data[2][[ITEMID, RATING]])
@@ -76,7 +76,7 @@ def test_planted_taste_is_learnable(data):
     # each user's top genre by how often they rated it (no labels involved)
     top = long.groupby([USERID, "genre"]).size().reset_index(name="n").sort_values("n").groupby(USERID).tail(1)
     df = df.merge(top[[USERID, "genre"]], on=USERID)
-    df["in_top"] = [g in gs.split("|") for g, gs in zip(df["genre"], df[GENRES])]
+    df["in_top"] = [g in gs.split("|") for g, gs in zip(df["genre"], df[GENRES], strict=True)]
     rate = df.groupby([USERID, "in_top"])["click"].mean().unstack().dropna()
     assert (rate[True] - rate[False]).mean() > 0.15
     assert (rate[True] > rate[False]).mean() > 0.8
@@ -96,7 +96,7 @@ def test_gender_tilts_taste(data):
     users, movies, ratings = data
     romance = movies[GENRES].str.contains("Romance", regex=False)
     df = ratings.merge(users[[USERID, GENDER]], on=USERID)
-    df["romance"] = df[ITEMID].map(dict(zip(movies[ITEMID], romance)))
+    df["romance"] = df[ITEMID].map(dict(zip(movies[ITEMID], romance, strict=True)))
     share = df.groupby(GENDER)["romance"].mean()
     assert share["F"] > 1.1 * share["M"]
 

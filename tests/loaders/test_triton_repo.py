@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-import ast
+import importlib.util
+import json
 import re
+import sys
+import types
 from pathlib import Path
 
 import numpy as np
@@ -11,10 +14,13 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from mlrec.loaders.triton_repo import ModelSignatureError, write_model_repositories
+from mlrec.core.contracts import TRITON_INPUT, TRITON_OUTPUT
+from mlrec.core.io import ArtifactError
+from mlrec.core.paths import TRITON_SCRIPT
+from mlrec.loaders.triton_repo import NATIVE_MODEL_FILE, ModelSignatureError, write_model_repositories
 
 
-def _onnx(path: Path, n: int, input_name: str = "ml_input", output_name: str = "ml_output") -> Path:
+def _onnx(path: Path, n: int, input_name: str = TRITON_INPUT, output_name: str = TRITON_OUTPUT) -> Path:
     graph = helper.make_graph(
         [helper.make_node("MatMul", [input_name, "W"], [output_name])],
         "g",
@@ -46,7 +52,7 @@ def test_both_repositories_share_signature_and_differ_only_in_backend(tmp_path):
     assert n["backend"] == ['"python"'] and "platform" not in n
     for key in ("name", "max_batch_size", "data_type", "dims", "max_queue_delay_microseconds", "kind"):
         assert d[key] == n[key], key
-    assert d["name"] == ['"ml_rec"', '"ml_input"', '"ml_output"']
+    assert d["name"] == ['"ml_rec"', f'"{TRITON_INPUT}"', f'"{TRITON_OUTPUT}"']
     assert d["max_batch_size"] == ["512"]
     assert d["dims"] == ["[ 59 ]", "[ 1 ]"]
     assert "dynamic_batching" in d_cfg and "dynamic_batching" in n_cfg
@@ -54,9 +60,51 @@ def test_both_repositories_share_signature_and_differ_only_in_backend(tmp_path):
     assert (docker / "ml_rec" / "1" / "model.onnx").read_bytes() == onnx_path.read_bytes()
     assert (native / "ml_rec" / "1" / "model.onnx").read_bytes() == onnx_path.read_bytes()
     assert sorted(p.name for p in (docker / "ml_rec" / "1").iterdir()) == ["model.onnx"]
-    model_py = (native / "ml_rec" / "1" / "model.py").read_text()
-    tree = ast.parse(model_py)
-    assert any(isinstance(node, ast.ClassDef) and node.name == "TritonPythonModel" for node in tree.body)
+    # the native runner is the package's own module, copied byte for byte
+    package_file = NATIVE_MODEL_FILE.relative_to(Path(__file__).parents[2]).as_posix()
+    assert package_file == "src/mlrec/loaders/triton_python_model.py"
+    assert (native / "ml_rec" / "1" / "model.py").read_bytes() == NATIVE_MODEL_FILE.read_bytes()
+    assert sorted(p.name for p in (native / "ml_rec" / "1").iterdir()) == ["model.onnx", "model.py"]
+
+
+class _Tensor:
+    """What ``triton_python_backend_utils.Tensor`` offers the model: a name and a numpy array."""
+
+    def __init__(self, name: str, array: np.ndarray) -> None:
+        self.name, self.array = name, array
+
+    def as_numpy(self) -> np.ndarray:
+        return self.array
+
+
+def _backend_utils() -> types.ModuleType:
+    """The few names of Triton's ``triton_python_backend_utils`` the model uses (it exists only inside Triton)."""
+    pb = types.ModuleType("triton_python_backend_utils")
+    pb.Tensor = _Tensor
+    pb.get_input_tensor_by_name = lambda request, name: request[name]
+    pb.InferenceResponse = lambda output_tensors: output_tensors
+    return pb
+
+
+def test_native_model_scores_a_dynamic_batch_and_splits_it_back(tmp_path, monkeypatch):
+    """The copied model.py, driven the way the Python backend drives it: config from config.pbtxt's names."""
+    _, native = write_model_repositories(
+        _onnx(tmp_path / "m.onnx", 3, "feats", "prob"), tmp_path / "out", "m", 3, input_name="feats", output_name="prob"
+    )
+    monkeypatch.setitem(sys.modules, "triton_python_backend_utils", _backend_utils())
+    monkeypatch.setattr(sys, "path", list(sys.path))  # the model appends $PYTHONPATH entries
+    spec = importlib.util.spec_from_file_location("triton_model_under_test", native / "m" / "1" / "model.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    model = module.TritonPythonModel()
+    config = {"input": [{"name": "feats"}], "output": [{"name": "prob"}]}
+    model.initialize({"model_config": json.dumps(config), "model_repository": str(native / "m"), "model_version": "1"})
+    a = np.arange(6, dtype=np.float32).reshape(2, 3)
+    b = np.ones((1, 3), dtype=np.float32)
+    responses = model.execute([{"feats": _Tensor("feats", a)}, {"feats": _Tensor("feats", b)}])
+    assert [[t.name for t in r] for r in responses] == [["prob"], ["prob"]]
+    np.testing.assert_array_equal(responses[0][0].array, a.sum(axis=1, keepdims=True))  # W is all ones
+    np.testing.assert_array_equal(responses[1][0].array, [[3.0]])
 
 
 def test_new_version_goes_beside_the_old_one(tmp_path):
@@ -89,5 +137,6 @@ def test_mismatched_signature_is_a_named_error(tmp_path, kwargs, message):
 
 
 def test_missing_onnx_file_names_the_path(tmp_path):
-    with pytest.raises(FileNotFoundError, match="nope.onnx"):
+    with pytest.raises(ArtifactError, match=r"nope\.onnx") as err:
         write_model_repositories(tmp_path / "nope.onnx", tmp_path, "m", 4)
+    assert isinstance(err.value, FileNotFoundError) and TRITON_SCRIPT in err.value.hint

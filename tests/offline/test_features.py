@@ -5,6 +5,7 @@ import pandas as pd
 import pytest
 
 from mlrec.core.constants import AGE, GENDER, GENRES, ISTEST, ITEMID, LABEL, OCCUPATION, TITLE, USERID, ZIPCODE
+from mlrec.core.paths import FEATURES_SCRIPT
 from mlrec.offline.feature_meta import FeatureMeta, FeatureMetaError
 from mlrec.offline.features import ISVAL, build_features
 from mlrec.offline.pit import item_genre_matrix, latest_counts, pit_counts
@@ -44,8 +45,8 @@ def test_order_and_dropped_constants(tables):
     assert {n for n in meta.names if n.startswith("user_g")} == {
         f"user_g{g}_{k}" for g in (1, 5, 8) for k in ("imp", "clk")
     }
-    assert list(tables.train.columns) == [LABEL, ISVAL] + meta.names
-    assert list(tables.test.columns) == [LABEL] + meta.names
+    assert list(tables.train.columns) == [LABEL, ISVAL, *meta.names]
+    assert list(tables.test.columns) == [LABEL, *meta.names]
 
 
 def test_cardinalities_and_codes(tables):
@@ -93,10 +94,11 @@ def test_meta_round_trip(tables, tmp_path):
 
 
 def test_meta_errors(tmp_path):
-    with pytest.raises(FeatureMetaError, match="s5_feature_engi"):
+    with pytest.raises(FeatureMetaError, match="feature meta not found") as err:
         FeatureMeta.load(tmp_path / "missing.json")
+    assert err.value.hint == f"run `python {FEATURES_SCRIPT}` first"
     (tmp_path / "bad.json").write_text("{not json")
-    with pytest.raises(FeatureMetaError, match="bad.json"):
+    with pytest.raises(FeatureMetaError, match=r"bad\.json"):
         FeatureMeta.load(tmp_path / "bad.json")
     with pytest.raises(FeatureMetaError, match="ordered"):
         FeatureMeta.from_dict(

@@ -75,7 +75,8 @@ def test_window_slides_out_old_events():
 def test_no_leakage_changing_a_later_event_leaves_earlier_rows_unchanged():
     g = item_genre_matrix(MOVIES)
     rng = np.random.default_rng(0)
-    base = events([(1, int(i), int(l)) for i, l in zip(rng.choice([1, 2, 3, 5], 30), rng.integers(0, 2, 30))])
+    items, labels = rng.choice([1, 2, 3, 5], 30), rng.integers(0, 2, 30)
+    base = events([(1, int(i), int(y)) for i, y in zip(items, labels, strict=True)])
     before = pit_counts(base, g)
     for k in (5, 17, 29):
         changed = base.copy()

@@ -138,7 +138,7 @@ def test_fit_rejects_bad_inputs():
         fit(new_deepfm(), X, y, X, np.ones_like(y), TrainConfig(epochs=1))
     with pytest.raises(ValueError, match="X_train has 200 rows but y_train has 199"):
         fit(new_deepfm(), X, y[:-1], X, y, TrainConfig(epochs=1))
-    with pytest.raises(ValueError, match="TrainConfig.epochs"):
+    with pytest.raises(ValueError, match=r"TrainConfig\.epochs"):
         TrainConfig(epochs=0)
 
 

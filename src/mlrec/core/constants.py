@@ -55,13 +55,13 @@ GENRE_NAMES = [
 GENRES_MAPPING = {name: code for code, name in enumerate(GENRE_NAMES)}
 N_GENRES = len(GENRE_NAMES)
 
-GENDER_MAPPING = {EMPTY_KEY: 0, "M": 1, "F": 2}
+GENDER_MAPPING: dict[str, int] = {EMPTY_KEY: 0, "M": 1, "F": 2}
 # ML-1M age buckets: 1 "Under 18", 18 "18-24", 25, 35, 45, 50, 56 "56+"
 AGE_BUCKETS = [1, 18, 25, 35, 45, 50, 56]
-AGE_MAPPING = {EMPTY_KEY: 0, **{age: code for code, age in enumerate(AGE_BUCKETS, start=1)}}
+AGE_MAPPING: dict[str | int, int] = {EMPTY_KEY: 0, **{age: code for code, age in enumerate(AGE_BUCKETS, start=1)}}
 # ML-1M occupations are coded 0..20; shifted by one so 0 stays "unknown".
 N_OCCUPATIONS = 21
-OCCUPATION_MAPPING = {EMPTY_KEY: 0, **{occ: occ + 1 for occ in range(N_OCCUPATIONS)}}
+OCCUPATION_MAPPING: dict[str | int, int] = {EMPTY_KEY: 0, **{occ: occ + 1 for occ in range(N_OCCUPATIONS)}}
 
 # recall / serving protocol
 EMB_DIM = 16  # MF user and item vectors

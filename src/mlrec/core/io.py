@@ -1,45 +1,104 @@
 """Reading and writing artifacts: atomic writes, and reads that say which step to run when a file is missing.
 
-Every write goes to a temp file in the same folder and is renamed into place, so a crash (or Ctrl-C)
-never leaves a half-written artifact behind for the next step to trip over.
+Every write goes to a temp file (or folder) in the same folder and is renamed into place, so a crash
+(or Ctrl-C) never leaves a half-written artifact behind for the next step to trip over.
+:func:`atomic_path` is the project's only implementation of that; everything that writes a file
+(parquet, npy, JSON, checkpoints, ONNX, Triton repositories, raw datasets) goes through it.
 """
 
 from __future__ import annotations
 
+import json
 import os
-import tempfile
+import secrets
+import shutil
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
+
+from mlrec.core.errors import MlrecError
+
+if TYPE_CHECKING:  # pandas/pyarrow load lazily: the native runtime imports this module too
+    import pandas as pd
 
 
-class ArtifactError(FileNotFoundError):
-    """A step's input artifact is missing or unreadable; the message names the file and the fix."""
+class ArtifactError(MlrecError, FileNotFoundError):
+    """A step's input artifact is missing or unreadable; the hint names the step to (re-)run."""
+
+
+def _sibling(path: Path, tag: str) -> Path:
+    """A hidden, unique name in ``path``'s folder (same filesystem, so a rename is atomic)."""
+    return path.with_name(f".{path.name}.{tag}-{secrets.token_hex(4)}")
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
 
 
 @contextmanager
-def atomic_path(path: Path) -> Iterator[Path]:
-    """Yield a temp path next to ``path``; on success rename it over ``path``."""
+def atomic_path(path: Path, *, directory: bool = False) -> Iterator[Path]:
+    """Yield a temp path next to ``path``; when the block succeeds, it replaces ``path`` in one rename.
+
+    The temp is an empty file (``directory=True``: an empty folder) created with the usual umask
+    permissions, so a server running as another user can read what we write. On an exception the
+    temp is removed and ``path`` is left as it was. A folder replaces the old one whole: the old
+    one is moved aside, the new one renamed in, and the old one deleted (put back if the rename fails).
+    """
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
+    tmp = _sibling(path, "tmp")
+    if directory:
+        tmp.mkdir()
+    else:
+        os.close(os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
     try:
-        yield tmp_path
-        tmp_path.replace(path)
+        yield tmp
+        if directory:
+            _replace_dir(tmp, path)
+        else:
+            tmp.replace(path)
     finally:
-        if tmp_path.exists():
-            tmp_path.unlink()
+        _remove(tmp)
+
+
+def _replace_dir(new: Path, path: Path) -> None:
+    if not path.exists():
+        new.rename(path)
+        return
+    old = _sibling(path, "old")
+    path.rename(old)
+    try:
+        new.rename(path)
+    except BaseException:
+        old.rename(path)
+        raise
+    _remove(old)
+
+
+def write_text(path: Path, text: str) -> None:
+    """``path.write_text(text)``, atomically."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
+
+
+def write_json(path: Path, data: Any, **dumps: Any) -> None:
+    """``data`` as JSON (``dumps`` go to :func:`json.dumps`, e.g. ``indent``), atomically."""
+    write_text(path, json.dumps(data, **dumps))
 
 
 def _require(path: Path, produced_by: str) -> None:
     if not path.is_file():
-        raise ArtifactError(f"{path}: not found; run `python {produced_by}` first (or `make offline`)")
+        raise ArtifactError(f"{path}: not found", f"run `python {produced_by}` first (or `make offline`)")
+
+
+def _unreadable(path: Path, produced_by: str, exc: BaseException) -> ArtifactError:
+    return ArtifactError(f"{path}: unreadable ({exc})", f"re-run `python {produced_by}`")
 
 
 def write_parquet(df: pd.DataFrame, path: Path) -> None:
@@ -48,11 +107,13 @@ def write_parquet(df: pd.DataFrame, path: Path) -> None:
 
 
 def read_parquet(path: Path, produced_by: str, columns: list[str] | None = None) -> pd.DataFrame:
+    import pandas as pd
+
     _require(path, produced_by)
     try:
         return pd.read_parquet(path, columns=columns)
     except Exception as exc:  # pyarrow raises several types for a corrupt file
-        raise ArtifactError(f"{path}: unreadable ({exc}); re-run `python {produced_by}`") from exc
+        raise _unreadable(path, produced_by, exc) from exc
 
 
 def write_id_lists(lists: Mapping[int, Sequence[int] | np.ndarray], path: Path, key: str, value: str) -> None:
@@ -61,6 +122,9 @@ def write_id_lists(lists: Mapping[int, Sequence[int] | np.ndarray], path: Path, 
     Parquet instead of a pickle: loading it runs no code, any tool reads it, and the lists are
     stored as one flat array plus offsets (read back without a Python loop per id).
     """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
     ids = np.fromiter(lists.keys(), dtype=np.int64, count=len(lists))
     lengths = np.fromiter((len(v) for v in lists.values()), dtype=np.int64, count=len(lists))
     flat = (
@@ -74,6 +138,8 @@ def write_id_lists(lists: Mapping[int, Sequence[int] | np.ndarray], path: Path, 
 
 def read_id_lists(path: Path, produced_by: str) -> dict[int, np.ndarray]:
     """What :func:`write_id_lists` wrote: ``{id: int32 array}`` in the file's order."""
+    import pyarrow.parquet as pq
+
     _require(path, produced_by)
     try:
         table = pq.read_table(path)
@@ -82,8 +148,10 @@ def read_id_lists(path: Path, produced_by: str) -> dict[int, np.ndarray]:
         offsets = lists.offsets.to_numpy()
         flat = lists.values.to_numpy()[offsets[0] : offsets[-1]]
     except Exception as exc:  # pyarrow raises several types for a corrupt file
-        raise ArtifactError(f"{path}: unreadable ({exc}); re-run `python {produced_by}`") from exc
-    return dict(zip(ids.tolist(), np.split(flat, offsets[1:-1] - offsets[0])))
+        raise _unreadable(path, produced_by, exc) from exc
+    if len(ids) == 0:
+        return {}
+    return dict(zip(ids.tolist(), np.split(flat, offsets[1:-1] - offsets[0]), strict=True))
 
 
 def write_npy(arr: np.ndarray, path: Path) -> None:
@@ -95,5 +163,5 @@ def read_npy(path: Path, produced_by: str) -> np.ndarray:
     _require(path, produced_by)
     try:
         return np.load(path)
-    except ValueError as exc:
-        raise ArtifactError(f"{path}: unreadable ({exc}); re-run `python {produced_by}`") from exc
+    except (ValueError, OSError, EOFError) as exc:
+        raise _unreadable(path, produced_by, exc) from exc

@@ -1,14 +1,14 @@
 """Structured, quiet-by-default logging and the one-line step summaries.
 
 Log lines are ``key=value`` pairs (easy to grep, easy to parse); the level comes from
-``$MLREC_LOG_LEVEL`` (default WARNING, so a normal run prints only progress bars and summaries).
+:attr:`Settings.log_level <mlrec.core.settings.Settings>` (``$MLREC_LOG_LEVEL`` or ``.env``; default
+WARNING, so a normal run prints only progress bars and summaries).
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import os
 import sys
 import time
 from collections.abc import Iterator
@@ -16,12 +16,15 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from mlrec.core.io import write_json
+from mlrec.core.settings import Settings
+
 _FORMAT = "ts=%(asctime)s level=%(levelname)s logger=%(name)s msg=%(message)s"
 
 
 def setup_logging(level: str | None = None) -> None:
     """Configure the root logger once; safe to call from every entry point."""
-    level = (level or os.environ.get("MLREC_LOG_LEVEL", "WARNING")).upper()
+    level = (level or Settings.from_env().log_level).upper()
     root = logging.getLogger()
     if not any(getattr(h, "_mlrec", False) for h in root.handlers):
         handler = logging.StreamHandler(sys.stderr)
@@ -42,7 +45,7 @@ def kv(**fields: Any) -> str:
 
 
 def update_metrics(path: Path, step: str, fields: dict[str, Any]) -> None:
-    """Merge one step's figures into the shared metrics JSON (atomic replace)."""
+    """Merge one step's figures into the shared metrics JSON (atomic replace; a corrupt file starts over)."""
     data: dict[str, Any] = {}
     if path.is_file():
         try:
@@ -50,10 +53,7 @@ def update_metrics(path: Path, step: str, fields: dict[str, Any]) -> None:
         except json.JSONDecodeError:
             data = {}
     data[step] = fields
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True, default=str))
-    tmp.replace(path)
+    write_json(path, data, indent=2, sort_keys=True, default=str)
 
 
 def summary(step: str, metrics_path: Path | None = None, **fields: Any) -> None:

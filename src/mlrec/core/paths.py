@@ -9,13 +9,15 @@ See ``data_exchange_center/README.md`` for what each artifact holds.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from mlrec.core.settings import DEFAULT_DATA_DIR, REPO_ROOT, Settings
 
-__all__ = ["DEFAULT_DATA_DIR", "REPO_ROOT", "Paths"]
+__all__ = ["DEFAULT_DATA_DIR", "REPO_ROOT", "STEPS", "Paths", "script_path", "step_name"]
 
-# The script that writes each group of artifacts: named in "not found, run ... first" errors.
+# -- the numbered scripts, relative to the repository root --------------------------------------
+# Named in "not found, run ... first" errors, in tests and benchmarks; the Makefile runs them in
+# STEPS order (tests/core/test_paths.py checks it), so a renamed script is a change here only.
 DATA_SCRIPT = "offline/preprocess/s0_get_data.py"
 SPLIT_SCRIPT = "offline/preprocess/s1_data_split.py"
 TERMS_SCRIPT = "offline/preprocess/s2_term_trans.py"
@@ -23,6 +25,39 @@ TERM_RECALL_SCRIPT = "offline/recall/s3_term_recall.py"
 VECTOR_RECALL_SCRIPT = "offline/recall/s4_vector_recall.py"
 FEATURES_SCRIPT = "offline/rank/s5_feature_engi.py"
 RANK_SCRIPT = "offline/rank/s6_model_train.py"
+REDIS_SCRIPT = "offline_to_online/recall/s1_user_to_redis.py"
+ES_SCRIPT = "offline_to_online/recall/s2_item_to_es.py"
+FEAST_SCRIPT = "offline_to_online/rank/s3_feature_to_feast.py"
+TRITON_SCRIPT = "offline_to_online/rank/s4_model_to_triton.py"
+PARITY_SCRIPT = "offline_to_online/rank/s5_check_offline_and_online.py"
+SERVER_SCRIPT = "online/main/s1_server.py"
+CLIENT_SCRIPT = "online/main/s2_client.py"
+EVAL_SCRIPT = "online/eval/s3_eval_quality.py"
+
+# Stage -> its scripts in run order: `make offline` (with `make data` first), `make load`, then online.
+STEPS: dict[str, tuple[str, ...]] = {
+    "offline": (
+        DATA_SCRIPT,
+        SPLIT_SCRIPT,
+        TERMS_SCRIPT,
+        TERM_RECALL_SCRIPT,
+        VECTOR_RECALL_SCRIPT,
+        FEATURES_SCRIPT,
+        RANK_SCRIPT,
+    ),
+    "load": (REDIS_SCRIPT, ES_SCRIPT, FEAST_SCRIPT, TRITON_SCRIPT, PARITY_SCRIPT),
+    "online": (SERVER_SCRIPT, CLIENT_SCRIPT, EVAL_SCRIPT),
+}
+
+
+def step_name(script: str) -> str:
+    """``offline/preprocess/s1_data_split.py`` -> ``s1_data_split``: the step's key in ``metrics.json``."""
+    return PurePosixPath(script).stem
+
+
+def script_path(script: str) -> Path:
+    """The script's absolute path in this checkout (to run it with ``sys.executable``)."""
+    return REPO_ROOT / script
 
 
 @dataclass(frozen=True)

@@ -14,10 +14,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from mlrec.core.errors import MlrecError
+
 REPO_ROOT = Path(__file__).resolve().parents[3]
 ENV_FILE = REPO_ROOT / ".env"
 DEFAULT_DATA_DIR = REPO_ROOT / "data_exchange_center"
 FEAST_CLI_MODES = ("auto", "native", "docker")  # how loaders run `feast apply` / `materialize`
+
+
+class SettingsError(MlrecError, ValueError):
+    """An environment variable (or ``.env`` line) holds a value of the wrong type."""
 
 
 def read_env_file(path: Path = ENV_FILE) -> dict[str, str]:
@@ -56,6 +62,7 @@ class Settings:
     admin_token: str = field(default="", repr=False)  # bearer token for /admin/*; unset = /admin/* is off
     max_body_bytes: int = 64 * 1024  # larger request bodies get 413
     data_dir: Path = DEFAULT_DATA_DIR  # every artifact (data_exchange_center/)
+    dataset: str = "ml-100k"  # what offline/preprocess/s0_get_data.py fetches without --dataset
     log_level: str = "WARNING"
     progress: bool = True  # tqdm bars on a terminal
     feast_online_store: str = "sqlite"  # or "redis"
@@ -73,12 +80,15 @@ class Settings:
                 return default
             if isinstance(default, bool):
                 if raw.lower() not in ("1", "0", "true", "false", "yes", "no"):
-                    raise ValueError(f"environment variable {name}={raw!r}: expected 1/0, true/false or yes/no")
+                    raise SettingsError(f"environment variable {name}={raw!r}", "set it to 1/0, true/false or yes/no")
                 return raw.lower() in ("1", "true", "yes")
             try:
                 return type(default)(raw)
             except ValueError as exc:
-                raise ValueError(f"environment variable {name}={raw!r}: expected {type(default).__name__}") from exc
+                raise SettingsError(
+                    f"environment variable {name}={raw!r}: not a {type(default).__name__}",
+                    f"set {name} to a {type(default).__name__} in the environment or .env, or unset it",
+                ) from exc
 
         d = cls()
         return cls(
@@ -102,6 +112,7 @@ class Settings:
             admin_token=get("MLREC_ADMIN_TOKEN", d.admin_token),
             max_body_bytes=get("MLREC_MAX_BODY_BYTES", d.max_body_bytes),
             data_dir=Path(get("MLREC_DATA_DIR", str(d.data_dir))).resolve(),
+            dataset=get("MLREC_DATASET", d.dataset),
             log_level=get("MLREC_LOG_LEVEL", d.log_level).upper(),
             progress=get("MLREC_PROGRESS", d.progress),
             feast_online_store=get("MLREC_FEAST_ONLINE_STORE", d.feast_online_store),

@@ -11,10 +11,11 @@ import json
 from pathlib import Path
 from typing import Any
 
+from mlrec.core.io import write_json
 from mlrec.core.paths import Paths
-from mlrec.data.errors import DataError
+from mlrec.data.errors import DataError, get_data_hint
 
-_HINT = "run `python offline/preprocess/s0_get_data.py --dataset <ml-100k|ml-1m|synthetic>` first"
+_HINT = get_data_hint() + " first"
 
 
 def write_marker(paths: Paths, dataset: str, raw_dir: Path, **extra: Any) -> Path:
@@ -25,23 +26,20 @@ def write_marker(paths: Paths, dataset: str, raw_dir: Path, **extra: Any) -> Pat
     except ValueError:
         stored = str(raw_dir)
     marker = paths.dataset_marker
-    marker.parent.mkdir(parents=True, exist_ok=True)
-    tmp = marker.with_name(marker.name + ".tmp")
-    tmp.write_text(json.dumps({"dataset": dataset, "raw_dir": stored, **extra}, indent=2, sort_keys=True))
-    tmp.replace(marker)
+    write_json(marker, {"dataset": dataset, "raw_dir": stored, **extra}, indent=2, sort_keys=True)
     return marker
 
 
 def read_marker(paths: Paths) -> dict[str, Any]:
     marker = paths.dataset_marker
     if not marker.is_file():
-        raise DataError(f"{marker} is missing: {_HINT}")
+        raise DataError(f"{marker} is missing", _HINT)
     try:
         data = json.loads(marker.read_text())
     except json.JSONDecodeError as exc:
-        raise DataError(f"{marker} is not valid JSON ({exc}): {_HINT}") from exc
+        raise DataError(f"{marker} is not valid JSON ({exc})", _HINT) from exc
     if not isinstance(data, dict) or not {"dataset", "raw_dir"} <= data.keys():
-        raise DataError(f"{marker} lacks the fields 'dataset' and 'raw_dir': {_HINT}")
+        raise DataError(f"{marker} lacks the fields 'dataset' and 'raw_dir'", _HINT)
     return data
 
 
@@ -54,5 +52,5 @@ def active_raw_dir(paths: Paths) -> Path:
     """The raw folder recorded by s0_get_data; it must still exist."""
     raw_dir = paths.root / read_marker(paths)["raw_dir"]  # an absolute stored path wins the join
     if not raw_dir.is_dir():
-        raise DataError(f"{paths.dataset_marker} points at {raw_dir}, which does not exist: {_HINT}")
+        raise DataError(f"{paths.dataset_marker} points at {raw_dir}, which does not exist", _HINT)
     return raw_dir

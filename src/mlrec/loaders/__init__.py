@@ -6,6 +6,8 @@ and raises :class:`LoadCheckError` (the script exits non-zero) when the online c
 the offline artifact. :mod:`mlrec.loaders.parity` proves the whole online path equals the offline one.
 """
 
+from mlrec.core.errors import MlrecError
 
-class LoadCheckError(RuntimeError):
+
+class LoadCheckError(MlrecError, RuntimeError):
     """What the online store returned differs from the offline artifact."""

@@ -1,4 +1,4 @@
-"""Items' genre terms and MF vectors -> Elasticsearch (``offline_to_online/recall/s2_item_to_es.py``)."""
+"""Items' genre terms and MF vectors -> Elasticsearch (:data:`~mlrec.core.paths.ES_SCRIPT`)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 
 from mlrec.core import io
 from mlrec.core.log import summary, timed
-from mlrec.core.paths import TERM_RECALL_SCRIPT, VECTOR_RECALL_SCRIPT, Paths
+from mlrec.core.paths import ES_SCRIPT, TERM_RECALL_SCRIPT, VECTOR_RECALL_SCRIPT, Paths, step_name
 from mlrec.core.settings import Settings
 from mlrec.loaders import LoadCheckError
 from mlrec.online import es_index
@@ -34,7 +34,10 @@ def load_es(paths: Paths, settings: Settings) -> dict:
         f"top-10 overlap {len(set(knn) & set(brute))}/10"
     )
     if hits != true_count or len(knn) == 0 or knn[0] != brute[0]:
-        raise LoadCheckError("elasticsearch: term or vector check failed (see the line above)")
+        raise LoadCheckError(
+            "elasticsearch: term or vector check failed (see the line above)",
+            f"check `make services-status`, then re-run `python {ES_SCRIPT}`",
+        )
     fields = dict(
         index=result.index,
         documents=result.documents,
@@ -43,5 +46,5 @@ def load_es(paths: Paths, settings: Settings) -> dict:
         knn_top10_overlap=len(set(knn) & set(brute)),
         seconds=t["seconds"],
     )
-    summary("s2_item_to_es", paths.metrics, **fields)
+    summary(step_name(ES_SCRIPT), paths.metrics, **fields)
     return fields

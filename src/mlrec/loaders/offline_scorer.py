@@ -1,8 +1,9 @@
 """The reference the online path must equal: offline feature tables scored by the PyTorch checkpoint.
 
-Used by ``s5_check_offline_and_online.py`` and by the end-to-end test, so "online == offline" has one
-definition: the same :class:`~mlrec.online.assemble.FeatureAssembler`, fed from the parquet tables
-``s5_feature_engi.py`` wrote instead of from Feast, and the trained model with its sigmoid.
+Used by the parity check (:data:`~mlrec.core.paths.PARITY_SCRIPT`) and by the end-to-end test, so
+"online == offline" has one definition: the same :class:`~mlrec.online.assemble.FeatureAssembler`,
+fed from the parquet tables :data:`~mlrec.core.paths.FEATURES_SCRIPT` wrote instead of from Feast,
+and the trained model with its sigmoid.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """Online == offline: rows built from Feast's served features and scored by Triton must equal the
-offline feature tables scored by the PyTorch checkpoint (``offline_to_online/rank/s5_check_offline_and_online.py``)."""
+offline feature tables scored by the PyTorch checkpoint (:data:`~mlrec.core.paths.PARITY_SCRIPT`)."""
 
 from __future__ import annotations
 
@@ -8,13 +8,14 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from mlrec.core.constants import ITEMID, USERID
+from mlrec.core.contracts import FEAST_ITEM_SERVICE, FEAST_USER_SERVICE
 from mlrec.core.log import summary
-from mlrec.core.paths import Paths
+from mlrec.core.paths import FEAST_SCRIPT, PARITY_SCRIPT, TRITON_SCRIPT, Paths, step_name
 from mlrec.core.settings import Settings
 from mlrec.loaders import LoadCheckError
 from mlrec.loaders.offline_scorer import OfflineScorer
 from mlrec.online.assemble import FeatureAssembler
-from mlrec.online.feast_store import ITEM_SERVICE, USER_SERVICE, FeastClient
+from mlrec.online.feast_store import FeastClient
 from mlrec.online.triton_ranker import TritonRanker
 
 
@@ -40,8 +41,8 @@ def check_parity(
     rng = np.random.default_rng(seed)
     uids = rng.choice(reference.user_ids, size=min(n_users, len(reference.user_ids)), replace=False)
     feast = FeastClient(settings.feast_url, timeout_s=10.0)
-    online = FeatureAssembler(reference.meta, feast.get(ITEM_SERVICE, ITEMID, reference.item_ids))
-    served_users = feast.get(USER_SERVICE, USERID, uids)
+    online = FeatureAssembler(reference.meta, feast.get(FEAST_ITEM_SERVICE, ITEMID, reference.item_ids))
+    served_users = feast.get(FEAST_USER_SERVICE, USERID, uids)
     ranker = TritonRanker(settings.triton_grpc_url, settings.triton_model, timeout_s=10.0)
 
     feature_diff, score_diff, rows = 0.0, 0.0, 0
@@ -55,7 +56,7 @@ def check_parity(
     ranker.close()
     report = ParityReport(rows, len(uids), feature_diff, score_diff, tolerance)
     summary(
-        "s5_check_offline_and_online",
+        step_name(PARITY_SCRIPT),
         paths.metrics,
         **asdict(report),
         passed=feature_diff <= tolerance and score_diff <= tolerance,
@@ -63,6 +64,7 @@ def check_parity(
     if feature_diff > tolerance or score_diff > tolerance:
         raise LoadCheckError(
             f"online != offline: feature max diff {feature_diff:.2e}, "
-            f"score max diff {score_diff:.2e} (tolerance {tolerance:g})"
+            f"score max diff {score_diff:.2e} (tolerance {tolerance:g})",
+            f"re-load what changed since the last load: `python {FEAST_SCRIPT}` and `python {TRITON_SCRIPT}`",
         )
     return report

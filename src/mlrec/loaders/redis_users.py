@@ -1,4 +1,4 @@
-"""Users' terms, vectors and seen-item filters -> Redis (``offline_to_online/recall/s1_user_to_redis.py``)."""
+"""Users' terms, vectors and seen-item filters -> Redis (:data:`~mlrec.core.paths.REDIS_SCRIPT`)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,15 @@ import numpy as np
 from mlrec.core import io
 from mlrec.core.constants import ISTEST, ITEMID, LABEL
 from mlrec.core.log import summary, timed
-from mlrec.core.paths import SPLIT_SCRIPT, TERM_RECALL_SCRIPT, TERMS_SCRIPT, VECTOR_RECALL_SCRIPT, Paths
+from mlrec.core.paths import (
+    REDIS_SCRIPT,
+    SPLIT_SCRIPT,
+    TERM_RECALL_SCRIPT,
+    TERMS_SCRIPT,
+    VECTOR_RECALL_SCRIPT,
+    Paths,
+    step_name,
+)
 from mlrec.core.settings import Settings
 from mlrec.loaders import LoadCheckError
 from mlrec.offline.popular import popular_items
@@ -33,11 +41,15 @@ def load_redis(paths: Paths, settings: Settings) -> dict:
         or not np.array_equal(got.vector, vectors[sample])
         or not np.array_equal(got.seen, seen[sample])
     ):
-        raise LoadCheckError(f"redis: user{sample} read back differs from the offline artifacts")
+        raise LoadCheckError(
+            f"redis: {redis_store.user_key(sample)} read back differs from the offline artifacts",
+            f"check that nothing else writes to Redis db {settings.redis_db}, then re-run `python {REDIS_SCRIPT}`",
+        )
+    head = [round(float(v), 4) for v in got.vector[:4]]
     print(
-        f"redis check: HGETALL user{sample} -> term={got.terms} vector[:4]={[round(float(v), 4) for v in got.vector[:4]]} "
+        f"redis check: HGETALL {redis_store.user_key(sample)} -> term={got.terms} vector[:4]={head} "
         f"filter={len(got.seen)} items (matches offline)"
     )
     fields = dict(users=n, popular=len(pop_ids), sample_user=sample, seconds=t["seconds"])
-    summary("s1_user_to_redis", paths.metrics, **fields)
+    summary(step_name(REDIS_SCRIPT), paths.metrics, **fields)
     return fields

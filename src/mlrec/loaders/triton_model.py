@@ -1,4 +1,4 @@
-"""The ranker -> ONNX -> Triton model repositories -> (re)load (``offline_to_online/rank/s4_model_to_triton.py``)."""
+"""The ranker -> ONNX -> Triton model repositories -> (re)load (:data:`~mlrec.core.paths.TRITON_SCRIPT`)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,9 @@ from pathlib import Path
 import numpy as np
 
 from mlrec.core import io
+from mlrec.core.contracts import TRITON_INPUT
 from mlrec.core.log import summary, timed
-from mlrec.core.paths import FEATURES_SCRIPT, Paths
+from mlrec.core.paths import FEATURES_SCRIPT, TRITON_SCRIPT, Paths, step_name
 from mlrec.core.settings import Settings
 from mlrec.loaders import LoadCheckError
 from mlrec.models.export import export_onnx
@@ -34,14 +35,17 @@ def load_triton(paths: Paths, settings: Settings, repo_root: Path | None = None)
         )
         test = io.read_parquet(paths.test_features, FEATURES_SCRIPT).iloc[:2000]
         x = test[meta.names].to_numpy(np.float32, copy=True)
-        onnx_scores = ort.InferenceSession(str(onnx_path)).run(None, {"ml_input": x})[0].reshape(-1)
+        onnx_scores = ort.InferenceSession(str(onnx_path)).run(None, {TRITON_INPUT: x})[0].reshape(-1)
         with torch.no_grad():
             torch_scores = wrapped(torch.from_numpy(x)).numpy().reshape(-1)
         onnx_diff = float(np.abs(onnx_scores - torch_scores).max())
         ranker = TritonRanker(settings.triton_grpc_url, settings.triton_model, timeout_s=10.0)
         ranker.load()
         if not ranker.ready():
-            raise LoadCheckError(f"triton: model {settings.triton_model} not ready after load")
+            raise LoadCheckError(
+                f"triton: model {settings.triton_model} not ready after load",
+                "see the Triton log (`make services-status` names it) for why the model failed to load",
+            )
     print(
         f"triton check: ONNX vs PyTorch max |diff| {onnx_diff:.2e} on {len(x)} test rows; "
         f"model {settings.triton_model} ready at {settings.triton_grpc_url}"
@@ -53,5 +57,5 @@ def load_triton(paths: Paths, settings: Settings, repo_root: Path | None = None)
         onnx_max_diff=onnx_diff,
         seconds=t["seconds"],
     )
-    summary("s4_model_to_triton", paths.metrics, **fields)
+    summary(step_name(TRITON_SCRIPT), paths.metrics, **fields)
     return fields

@@ -8,8 +8,6 @@ survives refactors of the classes as long as the argument names and parameter na
 from __future__ import annotations
 
 import dataclasses
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -17,14 +15,15 @@ import numpy as np
 import torch
 from torch import nn
 
+from mlrec.core.errors import MlrecError
+from mlrec.core.io import atomic_path
+from mlrec.core.paths import RANK_SCRIPT, VECTOR_RECALL_SCRIPT
 from mlrec.models.deepfm import DeepFM, WithSigmoid
 from mlrec.models.mf import MatrixFactorization
 
 MODELS: dict[str, type[nn.Module]] = {"mf": MatrixFactorization, "deepfm": DeepFM}
 CHECKPOINT_FORMAT = 1
-_RERUN = (
-    "re-run the training script (offline/recall/s4_vector_recall.py for mf, offline/rank/s6_model_train.py for deepfm)"
-)
+_RERUN = f"re-run the training script ({VECTOR_RECALL_SCRIPT} for mf, {RANK_SCRIPT} for deepfm)"
 
 __all__ = [
     "MODELS",
@@ -38,7 +37,7 @@ __all__ = [
 ]
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(MlrecError, RuntimeError):
     """A model checkpoint is missing, unreadable, or does not match its model class."""
 
 
@@ -94,35 +93,27 @@ def save_checkpoint(
         "extra": _plain(dict(extra or {}), "extra"),
         "torch_version": str(torch.__version__),
     }
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            torch.save(ckpt, fh)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(Path(path)) as tmp, tmp.open("wb") as fh:
+        torch.save(ckpt, fh)
 
 
 def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> tuple[nn.Module, dict[str, Any]]:
     """Rebuild the model from a checkpoint; returns ``(model in eval mode, checkpoint dict)``."""
     path = Path(path)
     if not path.is_file():
-        raise CheckpointError(f"{path}: checkpoint not found; {_RERUN}")
+        raise CheckpointError(f"{path}: checkpoint not found", _RERUN)
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # torch raises RuntimeError, UnpicklingError, EOFError... for a bad file
-        raise CheckpointError(f"{path}: not a readable checkpoint ({type(exc).__name__}: {exc}); {_RERUN}") from exc
+        raise CheckpointError(f"{path}: not a readable checkpoint ({type(exc).__name__}: {exc})", _RERUN) from exc
     if not isinstance(ckpt, dict) or not {"model_name", "model_args", "state_dict"} <= ckpt.keys():
-        raise CheckpointError(f"{path}: checkpoint lacks model_name/model_args/state_dict; {_RERUN}")
+        raise CheckpointError(f"{path}: checkpoint lacks model_name/model_args/state_dict", _RERUN)
     try:
         model = build_model(ckpt["model_name"], ckpt["model_args"])
         model.load_state_dict(ckpt["state_dict"])
     except (KeyError, TypeError, ValueError, RuntimeError) as exc:
         raise CheckpointError(
-            f"{path}: checkpoint does not match model {ckpt['model_name']!r} ({exc}); {_RERUN}"
+            f"{path}: checkpoint does not match model {ckpt['model_name']!r} ({exc})", _RERUN
         ) from exc
     model.eval()
     return model, ckpt

@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from torch import nn
+
 from mlrec.core import io
-from mlrec.core.paths import Paths
+from mlrec.core.contracts import TRITON_INPUT, TRITON_OUTPUT
+from mlrec.core.errors import MlrecError
+from mlrec.core.paths import RANK_SCRIPT, Paths
 from mlrec.offline.feature_meta import FeatureMeta
 
 
-class ExportError(RuntimeError):
-    """The checkpoint and the feature meta disagree; the message says which step to re-run."""
+class ExportError(MlrecError, RuntimeError):
+    """The checkpoint and the feature meta disagree; the hint says which step to re-run."""
 
 
-def export_onnx(paths: Paths, onnx_path=None):
+def export_onnx(paths: Paths, onnx_path: Path | None = None) -> tuple[Path, FeatureMeta, nn.Module]:
     """The ranker with its sigmoid, as ONNX with a dynamic batch axis; returns (path, meta, model)."""
     import torch
 
@@ -21,21 +27,19 @@ def export_onnx(paths: Paths, onnx_path=None):
     model, ckpt = load_checkpoint(paths.rank_model)
     if list(ckpt.get("extra", {}).get("feature_names", [])) != meta.names:
         raise ExportError(
-            f"{paths.rank_model}: trained on other features than {paths.feature_meta}; "
-            "re-run offline/rank/s6_model_train.py"
+            f"{paths.rank_model}: trained on other features than {paths.feature_meta}", f"re-run `python {RANK_SCRIPT}`"
         )
     onnx_path = onnx_path or paths.triton_dir / "model.onnx"
-    onnx_path.parent.mkdir(parents=True, exist_ok=True)
     wrapped = WithSigmoid(model).eval()
     with io.atomic_path(onnx_path) as tmp:
         torch.onnx.export(
             wrapped,
             (torch.zeros(2, meta.n_features),),
             str(tmp),
-            input_names=["ml_input"],
-            output_names=["ml_output"],
+            input_names=[TRITON_INPUT],
+            output_names=[TRITON_OUTPUT],
             opset_version=17,
             dynamo=False,
-            dynamic_axes={"ml_input": {0: "batch"}, "ml_output": {0: "batch"}},
+            dynamic_axes={TRITON_INPUT: {0: "batch"}, TRITON_OUTPUT: {0: "batch"}},
         )
     return onnx_path, meta, wrapped

@@ -40,6 +40,8 @@ class FeaturesLinear(nn.Module):
     Rendle, "Factorization Machines", ICDM 2010 (the ``w0 + sum_i w_i x_i`` part).
     """
 
+    offsets: torch.Tensor  # a buffer (registered in __init__), declared for the type checker
+
     def __init__(self, field_dims: Sequence[int], output_dim: int = 1) -> None:
         super().__init__()
         self.fc = nn.Embedding(int(sum(field_dims)), output_dim)
@@ -58,6 +60,8 @@ class FeaturesEmbedding(nn.Module):
     Rendle, "Factorization Machines", ICDM 2010; Xavier/Glorot uniform init
     (Glorot & Bengio, AISTATS 2010) as in pytorch-fm, so a fresh FM term starts near zero.
     """
+
+    offsets: torch.Tensor  # a buffer (registered in __init__), declared for the type checker
 
     def __init__(self, field_dims: Sequence[int], embed_dim: int) -> None:
         super().__init__()

@@ -1,6 +1,6 @@
 """The ranking feature contract: names, order, kinds, cardinalities and dense scaling.
 
-Written once by feature engineering (``offline/rank/s5_feature_engi.py``) and read by everything
+Written once by feature engineering (:data:`~mlrec.core.paths.FEATURES_SCRIPT`) and read by everything
 else — training, ONNX export, the Feast feature views, the Triton config and the online server —
 so no component re-declares the 59 features. The model input is one float32 row per (user, item)
 in :attr:`FeatureMeta.names` order: sparse id fields, then sparse side fields, then dense fields.
@@ -13,12 +13,19 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from mlrec.core.errors import MlrecError
+from mlrec.core.io import write_json
+from mlrec.core.paths import FEATURES_SCRIPT
+
 Kind = Literal["sparse_id", "sparse_side", "dense"]
 Owner = Literal["user", "item"]
 KINDS: tuple[str, ...] = ("sparse_id", "sparse_side", "dense")
 
 
-class FeatureMetaError(ValueError):
+_RERUN = f"re-run `python {FEATURES_SCRIPT}`"
+
+
+class FeatureMetaError(MlrecError, ValueError):
     """The saved feature meta is missing or does not describe a valid model input."""
 
 
@@ -86,21 +93,16 @@ class FeatureMeta:
             feats = tuple(Feature(**f) for f in data["features"])
             return cls(features=feats, version=int(data.get("version", 1)), extra=dict(data.get("extra", {})))
         except (KeyError, TypeError) as exc:
-            raise FeatureMetaError(f"malformed feature meta: {exc}") from exc
+            raise FeatureMetaError(f"malformed feature meta: {exc}", _RERUN) from exc
 
     def save(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self.to_dict(), indent=1))
-        tmp.replace(path)
+        write_json(path, self.to_dict(), indent=1)
 
     @classmethod
     def load(cls, path: Path) -> FeatureMeta:
         if not path.is_file():
-            raise FeatureMetaError(
-                f"{path}: feature meta not found; run `python offline/rank/s5_feature_engi.py` first"
-            )
+            raise FeatureMetaError(f"{path}: feature meta not found", f"run `python {FEATURES_SCRIPT}` first")
         try:
             return cls.from_dict(json.loads(path.read_text()))
         except json.JSONDecodeError as exc:
-            raise FeatureMetaError(f"{path}: not valid JSON ({exc}); re-run s5_feature_engi.py") from exc
+            raise FeatureMetaError(f"{path}: not valid JSON ({exc})", _RERUN) from exc

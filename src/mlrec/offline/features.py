@@ -31,7 +31,7 @@ from mlrec.core.constants import (
     OCCUPATION_MAPPING,
     USERID,
 )
-from mlrec.offline.feature_meta import Feature, FeatureMeta
+from mlrec.offline.feature_meta import Feature, FeatureMeta, Kind, Owner
 from mlrec.offline.pit import COUNT_COLUMNS
 from mlrec.offline.split import user_ranks
 
@@ -51,8 +51,8 @@ class FeatureTables:
 @dataclass
 class _Candidate:
     name: str
-    kind: str
-    owner: str
+    kind: Kind
+    owner: Owner
     cardinality: int
     table: np.ndarray  # values indexed by the owner's id (sparse) or by user id (dense, serving)
     rows: np.ndarray | None = None  # per offline row; None = gather table by the owner's id

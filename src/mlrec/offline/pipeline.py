@@ -16,7 +16,16 @@ import numpy as np
 from mlrec.core import io
 from mlrec.core.constants import GENRES, ISTEST, ITEMID, LABEL, USERID
 from mlrec.core.log import summary, timed
-from mlrec.core.paths import FEATURES_SCRIPT, SPLIT_SCRIPT, TERMS_SCRIPT, Paths
+from mlrec.core.paths import (
+    FEATURES_SCRIPT,
+    RANK_SCRIPT,
+    SPLIT_SCRIPT,
+    TERM_RECALL_SCRIPT,
+    TERMS_SCRIPT,
+    VECTOR_RECALL_SCRIPT,
+    Paths,
+    step_name,
+)
 from mlrec.offline.features import ISVAL, build_features
 from mlrec.offline.pit import item_genre_lists, item_genre_matrix, latest_counts, pit_counts, seen_items
 from mlrec.offline.split import split_ratings
@@ -37,7 +46,7 @@ def _dataset_name(paths: Paths) -> str:
 
 
 def run_split(paths: Paths) -> dict:
-    """s1: ratings -> labelled offline (train/test) and online (last 10 per user) events."""
+    """SPLIT_SCRIPT: ratings -> labelled offline (train/test) and online (last 10 per user) events."""
     from mlrec.data.movielens import load_ratings
 
     with timed() as t:
@@ -56,12 +65,12 @@ def run_split(paths: Paths) -> dict:
         test=int((offline[ISTEST] == 1).sum()),
         seconds=t["seconds"],
     )
-    summary("s1_data_split", paths.metrics, **fields)
+    summary(step_name(SPLIT_SCRIPT), paths.metrics, **fields)
     return fields
 
 
 def run_terms(paths: Paths) -> dict:
-    """s2: point-in-time genre counts per offline event, latest-window counts per user,
+    """TERMS_SCRIPT: point-in-time genre counts per offline event, latest-window counts per user,
     item genres and the per-user seen-item filter."""
     from mlrec.data.movielens import load_movies
 
@@ -76,12 +85,12 @@ def run_terms(paths: Paths) -> dict:
         io.write_id_lists(item_genre_lists(genres, items), paths.item_genres, ITEMID, GENRES)
         io.write_id_lists(seen_items(offline), paths.user_filter, USERID, ITEMID)
     fields = dict(rows=len(pit), users=len(latest), items=len(items), seconds=t["seconds"])
-    summary("s2_term_trans", paths.metrics, **fields)
+    summary(step_name(TERMS_SCRIPT), paths.metrics, **fields)
     return fields
 
 
 def run_term_recall(paths: Paths) -> dict:
-    """s1 (recall): user terms from the latest window; item terms = item genres."""
+    """TERM_RECALL_SCRIPT: user terms from the latest window; item terms = item genres."""
     with timed() as t:
         latest = io.read_parquet(paths.user_counts, TERMS_SCRIPT)
         terms = user_terms(latest)
@@ -96,12 +105,12 @@ def run_term_recall(paths: Paths) -> dict:
         items=len(item_terms),
         seconds=t["seconds"],
     )
-    summary("s3_term_recall", paths.metrics, **fields)
+    summary(step_name(TERM_RECALL_SCRIPT), paths.metrics, **fields)
     return fields
 
 
 def run_features(paths: Paths) -> dict:
-    """s1 (rank): the feature matrices, the user/item feature tables and the feature meta."""
+    """FEATURES_SCRIPT: the feature matrices, the user/item feature tables and the feature meta."""
     from mlrec.data.movielens import load_movies, load_users
 
     with timed() as t:
@@ -135,7 +144,7 @@ def run_features(paths: Paths) -> dict:
         items=len(tables.items),
         seconds=t["seconds"],
     )
-    summary("s5_feature_engi", paths.metrics, **fields)
+    summary(step_name(FEATURES_SCRIPT), paths.metrics, **fields)
     return fields
 
 
@@ -176,7 +185,7 @@ def _fit_and_test(
 
 
 def run_vector_recall(paths: Paths, cfg=None) -> dict:
-    """s2 (recall): 16-dim MF on (userid, itemid), early-stopped on a time-ordered validation
+    """VECTOR_RECALL_SCRIPT: 16-dim MF on (userid, itemid), early-stopped on a time-ordered validation
     slice of train, scored on test; saves the user and item vectors for Redis / Elasticsearch."""
     from mlrec.data.movielens import load_movies, load_users
     from mlrec.models import MatrixFactorization
@@ -204,12 +213,12 @@ def run_vector_recall(paths: Paths, cfg=None) -> dict:
         io.write_npy(model.user_vectors(), paths.user_vector)
         io.write_npy(model.item_vectors(), paths.item_vector)
     fields.update(users=n_users - 1, items=n_items - 1, seconds=t["seconds"])
-    summary("s4_vector_recall", paths.metrics, **fields)
+    summary(step_name(VECTOR_RECALL_SCRIPT), paths.metrics, **fields)
     return fields
 
 
 def run_rank_train(paths: Paths, cfg=None) -> dict:
-    """s2 (rank): DeepFM on the feature-meta columns, early-stopped on the validation slice,
+    """RANK_SCRIPT: DeepFM on the feature-meta columns, early-stopped on the validation slice,
     test AUC reported; the checkpoint keeps weights + constructor args + config."""
     from mlrec.models import DeepFM
     from mlrec.offline.feature_meta import FeatureMeta
@@ -233,5 +242,5 @@ def run_rank_train(paths: Paths, cfg=None) -> dict:
             extra={"feature_names": meta.names},
         )
     fields.update(features=meta.n_features, seconds=t["seconds"])
-    summary("s6_model_train", paths.metrics, **fields)
+    summary(step_name(RANK_SCRIPT), paths.metrics, **fields)
     return fields

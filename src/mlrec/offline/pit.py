@@ -96,12 +96,14 @@ def latest_counts(offline: pd.DataFrame, genres: np.ndarray, window: int = PIT_W
 def seen_items(offline: pd.DataFrame) -> dict[int, np.ndarray]:
     """userid -> item ids the user interacted with offline (the online recall filter)."""
     userids = offline[USERID].to_numpy()
+    if len(userids) == 0:  # np.split would still return one (empty) part
+        return {}
     _, starts = _user_starts(userids)
-    return dict(zip(userids[starts].tolist(), np.split(offline[ITEMID].to_numpy(), starts[1:])))
+    return dict(zip(userids[starts].tolist(), np.split(offline[ITEMID].to_numpy(), starts[1:]), strict=True))
 
 
 def item_genre_lists(genres: np.ndarray, itemids: np.ndarray) -> dict[int, list[int]]:
     """itemid -> sorted genre codes (the item's terms)."""
     rows, cols = np.nonzero(genres[itemids])
     per_item = np.split(cols, np.flatnonzero(np.diff(rows)) + 1) if len(rows) else []
-    return {int(i): c.tolist() for i, c in zip(itemids[np.unique(rows)], per_item)}
+    return {int(i): c.tolist() for i, c in zip(itemids[np.unique(rows)], per_item, strict=True)}

@@ -20,6 +20,8 @@ def user_terms(latest: pd.DataFrame, min_clicks: int = TERM_MIN_CLICKS) -> dict[
     rows, cols = np.nonzero(clicks >= min_clicks)
     users = latest[USERID].to_numpy()
     terms: dict[int, list[int]] = {int(u): [] for u in users}
-    for row, genres in zip(np.unique(rows), np.split(cols + 1, np.flatnonzero(np.diff(rows)) + 1)):
+    if len(rows) == 0:  # nobody has a term (np.split would still return one empty part)
+        return terms
+    for row, genres in zip(np.unique(rows), np.split(cols + 1, np.flatnonzero(np.diff(rows)) + 1), strict=True):
         terms[int(users[row])] = genres.tolist()
     return terms

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import copy
 import logging
-import os
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -23,6 +22,7 @@ from tqdm.auto import tqdm
 
 from mlrec.core.constants import SEED
 from mlrec.core.log import kv
+from mlrec.core.settings import Settings
 
 log = logging.getLogger(__name__)
 ArrayLike = np.ndarray | torch.Tensor
@@ -144,8 +144,8 @@ def predict_logits(model: nn.Module, X: ArrayLike, batch_size: int = 65536) -> n
 
 # -- training -----------------------------------------------------------------------------------
 def progress_enabled() -> bool:
-    """Progress bars only for a human: stderr is a TTY and ``$MLREC_PROGRESS`` is not ``0``."""
-    return os.environ.get("MLREC_PROGRESS", "1") != "0" and sys.stderr.isatty()
+    """Progress bars only for a human: stderr is a TTY and :attr:`Settings.progress` (``$MLREC_PROGRESS``) is on."""
+    return sys.stderr.isatty() and Settings.from_env().progress
 
 
 def _check_xy(X: ArrayLike, y: ArrayLike, name: str) -> tuple[torch.Tensor, torch.Tensor]:

@@ -22,9 +22,10 @@ import urllib3
 
 from mlrec.core import io
 from mlrec.core.constants import ITEMID, USERID
+from mlrec.core.contracts import FEAST_ITEM_SERVICE, FEAST_USER_SERVICE
 from mlrec.core.paths import FEATURES_SCRIPT, Paths
 
-USER_SERVICE, ITEM_SERVICE = "ml_user", "ml_item"
+USER_SERVICE, ITEM_SERVICE = FEAST_USER_SERVICE, FEAST_ITEM_SERVICE  # short names for this module's callers
 
 
 class FeastError(RuntimeError):
@@ -104,7 +105,7 @@ class FeastClient:
         try:
             payload = json.loads(content)
             payload["columns"] = dict(
-                zip(payload["metadata"]["feature_names"], [r["values"] for r in payload["results"]])
+                zip(payload["metadata"]["feature_names"], [r["values"] for r in payload["results"]], strict=True)
             )
         except (ValueError, KeyError, TypeError) as exc:
             raise FeastError(f"feast at {self.url}: unexpected response ({exc})") from exc

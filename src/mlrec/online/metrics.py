@@ -1,6 +1,8 @@
 """Prometheus metrics of the recommender: per-stage latency histograms and request counts.
 
-Under gunicorn each worker is a process, so ``online/main/s1_server.py`` sets
+The ``stage`` label takes the values of :data:`mlrec.core.contracts.STAGES` plus ``total``, the
+same names as the ``Server-Timing`` header. Under gunicorn each worker is a process, so the server
+script (:data:`~mlrec.core.paths.SERVER_SCRIPT`) sets
 ``PROMETHEUS_MULTIPROC_DIR`` and ``GET /metrics`` aggregates every worker's samples; under the
 Flask dev server (one process) the default registry is used.
 """
@@ -18,6 +20,7 @@ REQUESTS = Counter("mlrec_requests", "POST /ml/rec requests by HTTP status", ["s
 
 
 def observe(timings_ms: dict[str, float]) -> None:
+    """One histogram sample per stage of a request (``timings_ms`` as in ``RecResult.timings_ms``)."""
     for stage, ms in timings_ms.items():
         STAGE_SECONDS.labels(stage=stage).observe(ms / 1000.0)
 

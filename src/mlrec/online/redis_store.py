@@ -14,21 +14,28 @@ The seed stored the vector and filter as comma-joined text; the binary form is a
 smaller for the filter and decodes in microseconds instead of splitting thousands of strings.
 ``popular`` is a separate hash for users the system has never seen: ``items`` (int32 ids, most
 clicked in train first) and ``scores`` (float32 share of train clicks).
+
+This module is the one definition of that layout: the loader, the server and the evaluation all
+read and write Redis through it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
+from redis.typing import EncodableT, FieldT
 from tqdm import tqdm
 
 USER_PREFIX = "user"
 POPULAR_KEY = "popular"
 F_TERM, F_VECTOR, F_FILTER = "term", "vector", "filter"
+F_POPULAR_ITEMS, F_POPULAR_SCORES = "items", "scores"
 
 
 @dataclass(frozen=True)
@@ -57,7 +64,10 @@ def user_key(userid: int) -> str:
     return f"{USER_PREFIX}{userid}"
 
 
-def encode_user(terms: list[int], vector: np.ndarray, seen: np.ndarray) -> dict[str, bytes]:
+def encode_user(
+    terms: Sequence[int] | np.ndarray, vector: np.ndarray, seen: Sequence[int] | np.ndarray
+) -> dict[FieldT, EncodableT]:
+    """The hash fields of one user (``str`` field names, ``bytes`` values)."""
     return {
         F_TERM: ",".join(str(int(t)) for t in terms).encode(),
         F_VECTOR: np.asarray(vector, dtype="<f4").tobytes(),
@@ -65,7 +75,7 @@ def encode_user(terms: list[int], vector: np.ndarray, seen: np.ndarray) -> dict[
     }
 
 
-def decode_user(userid: int, fields: dict[bytes, bytes]) -> UserRecall:
+def decode_user(userid: int, fields: Mapping[bytes, bytes]) -> UserRecall:
     term = fields.get(F_TERM.encode(), b"").decode()
     return UserRecall(
         userid=userid,
@@ -77,9 +87,9 @@ def decode_user(userid: int, fields: dict[bytes, bytes]) -> UserRecall:
 
 def write_users(
     client: redis.Redis,
-    terms: dict[int, list[int]],
+    terms: Mapping[int, Sequence[int] | np.ndarray],
     vectors: np.ndarray,
-    seen: dict[int, np.ndarray],
+    seen: Mapping[int, np.ndarray],
     batch: int = 1000,
 ) -> int:
     """Write every user that has offline events; pipelined, ``batch`` users per round trip.
@@ -101,19 +111,27 @@ def write_popular(client: redis.Redis, itemids: np.ndarray, scores: np.ndarray) 
     client.hset(
         POPULAR_KEY,
         mapping={
-            "items": np.asarray(itemids, dtype="<i4").tobytes(),
-            "scores": np.asarray(scores, dtype="<f4").tobytes(),
+            F_POPULAR_ITEMS: np.asarray(itemids, dtype="<i4").tobytes(),
+            F_POPULAR_SCORES: np.asarray(scores, dtype="<f4").tobytes(),
         },
     )
 
 
 def read_user(client: redis.Redis, userid: int) -> UserRecall | None:
     """The user's recall inputs, or None for a user the system has never seen."""
-    fields = client.hgetall(user_key(userid))
+    fields = _hgetall(client, user_key(userid))
     return decode_user(userid, fields) if fields else None
 
 
 def read_popular(client: redis.Redis) -> tuple[np.ndarray, np.ndarray]:
     """(item ids, scores), most popular first; empty arrays if never loaded."""
-    raw = client.hgetall(POPULAR_KEY)
-    return (np.frombuffer(raw.get(b"items", b""), dtype="<i4"), np.frombuffer(raw.get(b"scores", b""), dtype="<f4"))
+    raw = _hgetall(client, POPULAR_KEY)
+    return (
+        np.frombuffer(raw.get(F_POPULAR_ITEMS.encode(), b""), dtype="<i4"),
+        np.frombuffer(raw.get(F_POPULAR_SCORES.encode(), b""), dtype="<f4"),
+    )
+
+
+def _hgetall(client: redis.Redis, key: str) -> dict[bytes, bytes]:
+    """``HGETALL``; the clients of :func:`connect` never decode responses, so fields and values are bytes."""
+    return cast(dict[bytes, bytes], client.hgetall(key))

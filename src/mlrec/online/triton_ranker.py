@@ -10,7 +10,7 @@ import numpy as np
 import tritonclient.grpc as grpcclient
 from tritonclient.utils import InferenceServerException
 
-INPUT, OUTPUT = "ml_input", "ml_output"
+from mlrec.core.contracts import TRITON_INPUT, TRITON_OUTPUT
 
 
 class TritonError(RuntimeError):
@@ -40,15 +40,18 @@ class TritonRanker:
         step = self.max_batch_size
         for start in range(0, len(x), step):
             chunk = x[start : start + step]
-            inp = grpcclient.InferInput(INPUT, list(chunk.shape), "FP32")
+            inp = grpcclient.InferInput(TRITON_INPUT, list(chunk.shape), "FP32")
             inp.set_data_from_numpy(chunk)
             try:
                 res = self.client.infer(
-                    self.model, [inp], outputs=[grpcclient.InferRequestedOutput(OUTPUT)], client_timeout=self.timeout_s
+                    self.model,
+                    [inp],
+                    outputs=[grpcclient.InferRequestedOutput(TRITON_OUTPUT)],
+                    client_timeout=self.timeout_s,
                 )
             except InferenceServerException as exc:
                 raise TritonError(f"triton at {self.url}: {exc.message()}") from exc
-            out[start : start + len(chunk)] = res.as_numpy(OUTPUT).reshape(-1)
+            out[start : start + len(chunk)] = res.as_numpy(TRITON_OUTPUT).reshape(-1)
         return out
 
     def ready(self) -> bool:
