@@ -15,7 +15,7 @@ import pandas as pd
 from mlrec.core.constants import USERID
 from mlrec.core.contracts import FEAST_USER_SERVICE
 from mlrec.core.log import summary, timed
-from mlrec.core.paths import Paths
+from mlrec.core.paths import FEAST_SCRIPT, Paths, step_name
 from mlrec.core.settings import Settings
 from mlrec.loaders import LoadCheckError
 from mlrec.loaders.feast_cli import REGISTRY_TTL_S, rerun_hint, resolve_mode, run_feast
@@ -74,5 +74,5 @@ def load_feast(paths: Paths, settings: Settings, wait_s: float = SERVED_WAIT_S) 
         f'-d \'{{"feature_service": "{FEAST_USER_SERVICE}", "entities": {{"userid": [{uid}]}}}}\'  (matches offline)'
     )
     fields = dict(users=n_users, items=n_items, seconds=t["seconds"], served_after_s=served["seconds"], feast_cli=mode)
-    summary("s3_feature_to_feast", paths.metrics, **fields)
+    summary(step_name(FEAST_SCRIPT), paths.metrics, **fields)
     return fields
