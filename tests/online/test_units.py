@@ -1,17 +1,21 @@
-"""Pure-Python pieces of the online path: encodings, query body, assembly, request parsing."""
+"""Pure-Python pieces of the online path: encodings, the Elasticsearch client and query body, assembly.
+
+Request parsing and the app factory are tested in test_app.py."""
+
+import ssl
 
 import numpy as np
 import pandas as pd
 import pytest
-from flask import Flask
+import urllib3
 
 from mlrec.core.constants import ISTEST, ITEMID, LABEL
+from mlrec.core.errors import MlrecError
+from mlrec.core.settings import Settings
 from mlrec.offline.feature_meta import Feature, FeatureMeta
 from mlrec.offline.popular import popular_items
 from mlrec.online import es_index, redis_store
-from mlrec.online.app import parse_request
 from mlrec.online.assemble import FeatureAssembler
-from mlrec.online.errors import BadRequest
 from mlrec.online.recommender import StageTimer
 
 META = FeatureMeta(
@@ -64,43 +68,42 @@ def test_popular_items_counts_train_clicks_only():
     assert ids.tolist() == [1, 2] and np.allclose(scores, [0.5, 0.5])
 
 
-@pytest.mark.parametrize(
-    "body, field",
-    [
-        ("not json", "body"),
-        ([1, 2], "body"),
-        ({}, "userid"),
-        ({"userid": "1"}, "userid"),
-        ({"userid": 1.5}, "userid"),
-        ({"userid": True}, "userid"),
-        ({"userid": 0}, "userid"),
-        ({"userid": 1, "size": 0}, "size"),
-        ({"userid": 1, "size": 201}, "size"),
-        ({"userid": 1, "size": "5"}, "size"),
-    ],
-)
-def test_bad_requests_name_the_field(body, field):
-    app = Flask(__name__)
-    kwargs = {"data": body, "content_type": "text/plain"} if isinstance(body, str) else {"json": body}
-    with app.test_request_context("/ml/rec", method="POST", **kwargs):
-        from flask import request
-
-        with pytest.raises(BadRequest) as err:
-            parse_request(request)
-    assert err.value.details["field"] == field and err.value.status == 400
-
-
-def test_good_request_defaults_size():
-    app = Flask(__name__)
-    with app.test_request_context("/ml/rec", method="POST", json={"userid": 7}):
-        from flask import request
-
-        assert parse_request(request) == (7, 50)
-
-
 def test_stage_timer_total_covers_stages():
     timer = StageTimer()
     with timer.stage("assemble"):
         sum(range(10000))
     ms = timer.finish()
     assert ms["total"] >= ms["assemble"] > 0
+
+
+def _es_node(settings: Settings):
+    (node,) = es_index.connect(settings).transport.node_pool.all()
+    return node
+
+
+def test_es_client_over_https_verifies_certificates_against_the_configured_ca(tmp_path):
+    ca = tmp_path / "http_ca.crt"
+    ca.write_text("-----BEGIN CERTIFICATE-----\n")  # read only at the first request
+    node = _es_node(Settings(es_scheme="https", es_ca_path=str(ca)))
+    assert node.config.scheme == "https" and node.config.verify_certs is True
+    assert isinstance(node.pool, urllib3.HTTPSConnectionPool)
+    assert node.pool.cert_reqs == "CERT_REQUIRED" and node.pool.ca_certs == str(ca)
+    assert node.pool.conn_kw["ssl_context"].verify_mode == ssl.CERT_REQUIRED
+
+
+def test_es_client_over_https_without_a_ca_path_still_verifies():
+    node = _es_node(Settings(es_scheme="https"))
+    assert node.config.verify_certs is True and node.config.ca_certs is None
+    assert node.pool.cert_reqs == "CERT_REQUIRED"
+
+
+def test_es_client_over_http_is_plain():
+    node = _es_node(Settings(es_scheme="http", es_ca_path="/ignored/for/http.crt"))
+    assert node.config.scheme == "http" and node.config.ca_certs is None
+    assert type(node.pool) is urllib3.HTTPConnectionPool  # no TLS at all
+
+
+def test_es_client_refuses_a_ca_path_that_does_not_exist(tmp_path):
+    with pytest.raises(MlrecError, match="MLREC_ES_CA_PATH") as err:
+        es_index.connect(Settings(es_scheme="https", es_ca_path=str(tmp_path / "missing.crt")))
+    assert "CA certificate" in err.value.hint

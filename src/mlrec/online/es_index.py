@@ -16,12 +16,15 @@ import logging
 import time
 import uuid
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 from elasticsearch import Elasticsearch, helpers
 from tqdm import tqdm
 
 from mlrec.core.constants import EMB_DIM, GENRES, ITEMID
+from mlrec.core.errors import MlrecError
 
 log = logging.getLogger(__name__)
 VECTOR = "item_vector"
@@ -53,14 +56,28 @@ def index_body(dims: int = EMB_DIM) -> dict:
 
 
 def connect(settings, timeout: float | None = None) -> Elasticsearch:
-    """A client for ``settings.es_url``; basic auth only when a password is configured."""
+    """A client for ``settings.es_url``; basic auth only when a password is configured.
+
+    Over https the server's certificate is always verified (a password sent to an unverified
+    server is a password given away), against ``settings.es_ca_path`` when set (Elasticsearch's
+    self-signed ``http_ca.crt``) or else the client's default bundle (certifi). Plain http gets no TLS options.
+    """
     auth = (settings.es_user, settings.es_password) if settings.es_password else None
+    tls: dict[str, Any] = {}
+    if settings.es_scheme == "https":
+        tls["verify_certs"] = True
+        if settings.es_ca_path:
+            if not Path(settings.es_ca_path).is_file():  # the client would only fail at the first request
+                raise MlrecError(
+                    f"MLREC_ES_CA_PATH={settings.es_ca_path}: no such file",
+                    "point MLREC_ES_CA_PATH at the cluster's CA certificate (PEM, e.g. config/certs/http_ca.crt)",
+                )
+            tls["ca_certs"] = settings.es_ca_path
     return Elasticsearch(
         settings.es_url,
         basic_auth=auth,
         request_timeout=timeout or settings.timeout_s,
-        verify_certs=False,
-        ssl_show_warn=False,
+        **tls,
     )
 
 
