@@ -13,6 +13,7 @@ from mlrec.evaluation.inputs import read_inputs
 from mlrec.evaluation.metrics import PAD
 from mlrec.evaluation.quality import EvaluationError, QualityReport, evaluate_quality, stage_summary
 from mlrec.evaluation.scoring import MethodScore
+from mlrec.evaluation.tuning import run_baselines
 
 
 def test_evaluation_error_is_a_user_error_with_a_hint():
@@ -65,7 +66,7 @@ def test_report_json_form_keys_methods_by_name_in_order_with_the_protocol():
 
 
 def test_read_inputs_of_the_pipeline_feed_baselines_that_never_return_a_seen_item(offline_run):
-    """On the session's real offline artifacts: the held-out users, catalogue and vectors fit together."""
+    """On the session's real offline artifacts: the held-out users, catalogue and vectors fit; every baseline tunes."""
     inp = read_inputs(offline_run.paths)
     assert inp.dataset == "synthetic"
     assert len(inp.held.userids) > 0 and (np.diff(inp.held.userids) > 0).all()
@@ -79,8 +80,14 @@ def test_read_inputs_of_the_pipeline_feed_baselines_that_never_return_a_seen_ite
         item_vectors=inp.item_vectors,
     )
     rated = inp.offline[[USERID, ITEMID]]
+    runs = run_baselines(BASELINES, base, 20)
     for b in BASELINES:
-        lists = b.build(base, 20)
+        lists = runs[b.name].lists
+        tuning = runs[b.name].tuning
+        assert (tuning is None) == (b.grid is None)
+        if tuning is not None:  # the pick is a grid point, scored on the validation users (not the held-out)
+            assert tuning.chosen in [dict(p) for p in b.grid] and len(tuning.trials) == len(b.grid)
+            assert 0 < tuning.validation["ndcg@10"] <= 1 and tuning.users > 0
         served = pd.DataFrame({USERID: np.repeat(inp.held.userids, 20), ITEMID: lists.ravel()}).query(
             f"{ITEMID} != {PAD}"
         )

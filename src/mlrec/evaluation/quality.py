@@ -4,14 +4,15 @@ Why this exists: the split keeps each user's last 10 events "for online evaluati
 used them. Here every user with a held-out positive is sent to the real service and the answer is
 scored against those positives; beside it, from the same artifacts and the same stores the
 service reads, so the numbers are comparable, the recall stages (:mod:`.stages`) and the numpy
-baselines (:mod:`.baselines`). This module only runs those parts in order, times them and
+baselines (:mod:`.baselines`, their hyperparameters chosen on a validation split carved from the
+offline events by :mod:`.tuning`). This module only runs those parts in order, times them and
 assembles the :class:`QualityReport`; each part lives in the module named for it.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from functools import partial
 from typing import Any
 
@@ -27,6 +28,7 @@ from mlrec.evaluation.inputs import read_inputs
 from mlrec.evaluation.scoring import MethodScore, same_sets, score_lists, served_within
 from mlrec.evaluation.served import check_k, fetch_served
 from mlrec.evaluation.stages import read_recall_inputs, recall_stage_lists
+from mlrec.evaluation.tuning import BaselineRun, describe, run_baselines
 from mlrec.online import es_index, redis_store
 
 __all__ = ["EvaluationError", "QualityReport", "evaluate_quality", "stage_summary"]
@@ -130,13 +132,19 @@ def evaluate_quality(
         user_vectors=inp.user_vectors,
         item_vectors=inp.item_vectors,
     )
-    baseline_lists = {b.name: b.build(base, RECALL_SIZE) for b in BASELINES}
+    runs = run_baselines(BASELINES, base, RECALL_SIZE)
     baseline_seconds = time.perf_counter() - t_base
 
     score = partial(score_lists, held=held, catalogue_size=n_cat, ks=(*ks, RECALL_SIZE), curve_k=k)
     lists = {"served": served.ranked, **stages}
     methods = [score(name, label, source, lists[scored]) for name, scored, label, source in SERVICE_METHODS]
-    methods += [score(b.name, b.label, b.source, baseline_lists[b.name]) for b in BASELINES]
+    methods += [
+        replace(
+            score(b.name, b.label, baseline_source(b.source, runs[b.name]), runs[b.name].lists),
+            tuning=runs[b.name].tuning,
+        )
+        for b in BASELINES
+    ]
     users = dict(
         total=held.users_total,
         evaluated=len(held.userids),
@@ -155,6 +163,7 @@ def evaluate_quality(
         http_latency_p95_ms=round(float(np.percentile(lat, 95)), 2) if len(lat) else 0.0,
         es_stage_seconds=round(stage_seconds, 3),
         baseline_seconds=round(baseline_seconds, 3),
+        **{f"baseline_{name}_seconds": round(run.seconds, 3) for name, run in runs.items()},
         total_seconds=round(time.perf_counter() - t0, 3),
     )
     return QualityReport(
@@ -168,6 +177,15 @@ def evaluate_quality(
         timing=timing,
         config=dict(k=k, concurrency=concurrency, recall_size=RECALL_SIZE, catalogue=n_cat),
     )
+
+
+def baseline_source(source: str, run: BaselineRun) -> str:
+    """The table's source cell: where the lists come from and, for a tuned baseline, its pick and validation NDCG."""
+    if run.tuning is None:
+        return source
+    chosen = describe(run.tuning.chosen)
+    picked = f"validation NDCG@10 {run.tuning.validation['ndcg@10']:.4f}" + (f": {chosen}" if chosen else "")
+    return f"{source}; {picked}"
 
 
 def _relative(new: float, old: float) -> float | None:

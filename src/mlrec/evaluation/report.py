@@ -17,8 +17,12 @@ from mlrec.evaluation.quality import QualityReport
 PLOTTED = (
     ("system", "-"),
     ("recall_order", "--"),
-    ("mf", "-"),
+    ("ease", "-."),
+    ("itemknn", "-."),
+    ("als", "-."),
+    ("popular_rated", "-"),
     ("popular", "-"),
+    ("mf", "-"),
     ("vector_recall", ":"),
     ("term_recall", ":"),
 )

@@ -8,11 +8,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from mlrec.evaluation.heldout import HeldOut
 from mlrec.evaluation.metrics import PAD, coverage, hit_matrix, hit_rate_at_k, ndcg_at_k, recall_at_k, recall_curve
+
+if TYPE_CHECKING:  # tuning scores its validation lists with score_lists below
+    from mlrec.evaluation.tuning import Tuning
 
 
 @dataclass
@@ -24,6 +28,7 @@ class MethodScore:
     metrics: dict[str, float]
     se: dict[str, float]
     curve: list[float]  # mean Recall@k, k = 1..curve_k
+    tuning: Tuning | None = None  # a baseline's setting, chosen on the validation split (never the held-out)
 
 
 def score_lists(
