@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from mlrec.models import DeepFM, MatrixFactorization
-from mlrec.offline.train import TrainConfig, fit, predict_logits, roc_auc
+from mlrec.offline.train import TrainConfig, fit, fit_epochs, predict_logits, roc_auc
 
 
 def pairwise_auc(y: np.ndarray, s: np.ndarray) -> float:
@@ -150,3 +150,25 @@ def test_predict_logits_batches_match_and_mode_is_restored():
     assert model.training
     assert full.shape == (1000,) and full.dtype == np.float32
     np.testing.assert_allclose(predict_logits(model, X, batch_size=97), full, rtol=1e-5, atol=1e-6)
+
+
+# -- fit_epochs (the refit after early stopping) ------------------------------------------------
+def test_fit_epochs_equals_fit_run_to_the_same_epoch():
+    """Same loss, optimizer, seeding and shuffling as fit: N fixed epochs give fit's epoch-N weights."""
+    X, y = planted_deepfm_data(3000, seed=0)
+    Xv, yv = planted_deepfm_data(1000, seed=1)
+    cfg = TrainConfig(epochs=3, batch_size=256, lr=1e-2, patience=100, min_delta=-1.0)  # every epoch "improves"
+    by_fit = new_deepfm()
+    res = fit(by_fit, X, y, Xv, yv, cfg)
+    assert res.best_epoch == 3
+    by_epochs = new_deepfm()
+    fit_epochs(by_epochs, X, y, 3, cfg)
+    assert not by_epochs.training
+    for name, tensor in by_fit.state_dict().items():
+        torch.testing.assert_close(by_epochs.state_dict()[name], tensor, rtol=0, atol=0)
+
+
+def test_fit_epochs_rejects_zero_epochs():
+    X, y = planted_deepfm_data(100, seed=0)
+    with pytest.raises(ValueError, match="epochs must be >= 1"):
+        fit_epochs(new_deepfm(), X, y, 0, TrainConfig())

@@ -52,10 +52,18 @@ def run(main: Callable[[argparse.Namespace], object], parser: argparse.ArgumentP
 
 
 def add_config_args(parser: argparse.ArgumentParser, config_cls: type, **defaults: Any) -> None:
-    """One ``--field`` flag per dataclass field, typed from its default; ``defaults`` override."""
+    """One ``--field`` flag per dataclass field, typed from its default; ``defaults`` override.
+
+    A bool field becomes ``--field`` / ``--no-field`` (``type=bool`` would read "False" as True).
+    """
     for f in dataclasses.fields(config_cls):
         default = defaults.get(f.name, f.default)
-        parser.add_argument(f"--{f.name}", type=type(default), default=default, help=f"(default: {default})")
+        if isinstance(default, bool):
+            parser.add_argument(
+                f"--{f.name}", action=argparse.BooleanOptionalAction, default=default, help=f"(default: {default})"
+            )
+        else:
+            parser.add_argument(f"--{f.name}", type=type(default), default=default, help=f"(default: {default})")
 
 
 def config_from_args(config_cls: type, args: argparse.Namespace) -> Any:

@@ -152,11 +152,12 @@ def _fit_and_test(
     make_model, name: str, checkpoint, train, is_val, test, columns: list[str], dtype, cfg, extra: dict | None = None
 ):
     """What both models share: seed, build, fit on train minus the validation slice (early stopping
-    watches that slice), score the test set once, save the checkpoint. Returns (model, fields)."""
+    watches that slice), then (``cfg.refit``) a fresh model on all train rows for the chosen number of
+    epochs; score the test set once, save the checkpoint. Returns (model, fields)."""
     import torch
 
     from mlrec.models import save_checkpoint
-    from mlrec.offline.train import fit, predict_logits, roc_auc
+    from mlrec.offline.train import fit, fit_epochs, predict_logits, roc_auc
 
     def tensors(df):
         return (
@@ -170,6 +171,14 @@ def _fit_and_test(
     torch.manual_seed(cfg.seed)
     model = make_model()
     result = fit(model, x_fit, y_fit, x_val, y_val, cfg)
+    refit: dict = {}
+    if cfg.refit:
+        refit["test_auc_before_refit"] = round(roc_auc(y_test.numpy(), predict_logits(model, x_test)), 4)
+        x_all, y_all = tensors(train)
+        torch.manual_seed(cfg.seed)
+        model = make_model()
+        refit["refit_seconds"] = fit_epochs(model, x_all, y_all, result.best_epoch, cfg)
+        refit["refit_epochs"] = result.best_epoch
     test_auc = roc_auc(y_test.numpy(), predict_logits(model, x_test))
     save_checkpoint(
         checkpoint, model, name, model.hparams, config=asdict(cfg), extra={**(extra or {}), "test_auc": test_auc}
@@ -179,6 +188,7 @@ def _fit_and_test(
         best_epoch=result.best_epoch,
         val_auc=round(result.best_val_auc, 4),
         test_auc=round(test_auc, 4),
+        **refit,
         history=[asdict(h) for h in result.history],
     )
     return model, fields

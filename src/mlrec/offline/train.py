@@ -37,6 +37,10 @@ class TrainConfig:
     lr: float = 1e-3
     weight_decay: float = 1e-6
     patience: int = 2  # epochs without val-AUC gain before stopping
+    # After early stopping picked the epoch count on the validation slice, train a fresh model on every
+    # train row (the slice included) for that many epochs: the slice is each user's *latest* 10 %,
+    # the rows most like the test period, and leaving them out cost ~0.008 DeepFM test AUC on ml-100k.
+    refit: bool = True
     min_delta: float = 1e-4  # a gain below this does not count as improvement
     seed: int = SEED
     log_every: int = 1  # epochs between structured log lines (INFO level)
@@ -205,6 +209,36 @@ def fit(
         return _fit(model, X_train, y_train, X_val, y_val, cfg)
     finally:
         torch.set_num_threads(previous_threads)
+
+
+def fit_epochs(model: nn.Module, X_train: ArrayLike, y_train: ArrayLike, epochs: int, cfg: TrainConfig) -> float:
+    """Train for exactly ``epochs`` epochs with no validation (the refit after :func:`fit` chose
+    ``epochs``); same loss, optimizer, seeding and threads as :func:`fit`. Returns the seconds taken."""
+    if epochs < 1:
+        raise ValueError(f"epochs must be >= 1, got {epochs}")
+    Xtr, ytr = _check_xy(X_train, y_train, "train")
+    previous_threads = torch.get_num_threads()
+    torch.set_num_threads(cfg.threads)
+    t_start = time.perf_counter()
+    try:
+        torch.manual_seed(cfg.seed)
+        generator = torch.Generator().manual_seed(cfg.seed)
+        optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, fused=True)
+        loss_fn = nn.BCEWithLogitsLoss()
+        bar = tqdm(
+            range(epochs),
+            desc=f"{type(model).__name__} refit",
+            unit="epoch",
+            disable=not progress_enabled(),
+            leave=False,
+        )
+        for _ in bar:
+            bar.set_postfix(loss=f"{_train_epoch(model, Xtr, ytr, cfg, optimizer, loss_fn, generator):.4f}")
+        bar.close()
+    finally:
+        torch.set_num_threads(previous_threads)
+    model.eval()
+    return round(time.perf_counter() - t_start, 3)
 
 
 def _fit(
