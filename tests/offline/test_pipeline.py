@@ -27,6 +27,7 @@ from mlrec.core.paths import (
 from mlrec.models import build_model, load_checkpoint
 from mlrec.offline.feature_meta import FeatureMeta
 from mlrec.offline.features import ISVAL, validation_mask
+from mlrec.offline.retrieval import train_retrieval
 from mlrec.offline.train import fit_epochs, predict_logits, roc_auc
 
 # report key of the offline_run fixture -> the script whose step name keys metrics.json
@@ -72,15 +73,18 @@ def test_feature_meta_drives_every_artifact(run):
     assert ckpt["extra"]["feature_names"] == meta.names
 
 
-def test_vectors_cover_every_id_and_are_the_saved_mf_models(run):
-    paths, _ = run
+def test_vectors_cover_every_id_and_are_the_retrieval_model(run):
+    """The served vectors are the ALS retrieval chosen on validation recall, refit on every offline event."""
+    paths, out = run
     users, items = io.read_npy(paths.user_vector, ""), io.read_npy(paths.item_vector, "")
     assert users.shape[1] == items.shape[1] == 16 and users.dtype == np.float32
     offline = pd.read_parquet(paths.offline_imp)
     assert users.shape[0] > offline[USERID].max()
-    mf, _ = load_checkpoint(paths.recall_model)
-    np.testing.assert_array_equal(users, mf.user_vectors())
-    np.testing.assert_array_equal(items, mf.item_vectors())
+    again = train_retrieval(offline, users.shape[0], items.shape[0])
+    np.testing.assert_array_equal(users, again.user_vectors)
+    np.testing.assert_array_equal(items, again.item_vectors)
+    assert out["mf"]["retrieval"] == again.chosen
+    assert out["mf"]["retrieval_val_recall"] == round(max(g["val_recall"] for g in again.grid), 4)
 
 
 def _check_early_stopping(fields: dict, patience: int, max_epochs: int, min_delta: float) -> None:

@@ -163,7 +163,7 @@ def most_rated(inp: BaselineInputs, k: int) -> np.ndarray:
 
 
 def mf_dot_product(inp: BaselineInputs, k: int) -> np.ndarray:
-    """ID-only MF: exact dot product of the exported vectors over the whole catalogue, seen removed."""
+    """The served retrieval vectors: exact dot product over the whole catalogue, seen removed (vs ES kNN)."""
     user_vectors, item_vectors = inp.user_vectors, inp.item_vectors
     if inp.userids.max(initial=0) >= len(user_vectors) or inp.catalogue.max(initial=0) >= len(item_vectors):
         raise EvaluationError(
@@ -210,7 +210,13 @@ def als(
 BOTH = (RATED, CLICKED)
 # scored and reported in this order, after the served system and the recall stages
 BASELINES: tuple[BaselineSpec, ...] = (
-    BaselineSpec("mf", "baseline: ID-only MF, exact dot product", "numpy, full catalogue", mf_dot_product, None),
+    BaselineSpec(
+        "mf",
+        "baseline: served retrieval vectors (ALS), exact dot product",
+        "numpy, full catalogue",
+        mf_dot_product,
+        None,
+    ),
     BaselineSpec("popular", "baseline: most popular by train clicks", "numpy, full catalogue", most_popular),
     BaselineSpec("popular_rated", "baseline: most popular by all ratings", "numpy, full catalogue", most_rated),
     BaselineSpec(

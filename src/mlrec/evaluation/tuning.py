@@ -24,7 +24,7 @@ from mlrec.evaluation.baselines import BaselineInputs, BaselineSpec, Params, cat
 from mlrec.evaluation.errors import EvaluationError
 from mlrec.evaluation.heldout import HeldOut, held_out_positives
 from mlrec.evaluation.scoring import score_lists
-from mlrec.offline.split import user_ranks
+from mlrec.offline.split import split_last_events
 
 VALIDATION_LAST_N = ONLINE_LAST_N  # the same cut as the held-out, one step earlier in time
 VALIDATION_KS = (10, RESPONSE_SIZE)
@@ -75,11 +75,7 @@ def validation_split(offline: pd.DataFrame, last_n: int = VALIDATION_LAST_N) -> 
     missing = {USERID, ITEMID, TS} - set(offline.columns)
     if missing:
         raise EvaluationError(f"offline events lack columns {sorted(missing)}", f"re-run `python {SPLIT_SCRIPT}`")
-    order = np.lexsort((offline[TS].to_numpy(), offline[USERID].to_numpy()))  # stable: a no-op on the split's file
-    events = offline.iloc[order].reset_index(drop=True)
-    rank, count = user_ranks(events[USERID].to_numpy())
-    held = rank >= count - last_n
-    return ValidationSplit(events.loc[~held].reset_index(drop=True), events.loc[held].reset_index(drop=True))
+    return ValidationSplit(*split_last_events(offline, last_n))
 
 
 def validation(inp: BaselineInputs, split: ValidationSplit | None = None) -> Validation:

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from mlrec.core import io
-from mlrec.core.constants import GENRES, ISTEST, ITEMID, LABEL, USERID
+from mlrec.core.constants import GENRES, ISTEST, ITEMID, LABEL, TS, USERID
 from mlrec.core.log import summary, timed
 from mlrec.core.paths import (
     FEATURES_SCRIPT,
@@ -195,11 +195,16 @@ def _fit_and_test(
 
 
 def run_vector_recall(paths: Paths, cfg=None) -> dict:
-    """VECTOR_RECALL_SCRIPT: 16-dim MF on (userid, itemid), early-stopped on a time-ordered validation
-    slice of train, scored on test; saves the user and item vectors for Redis / Elasticsearch."""
+    """VECTOR_RECALL_SCRIPT: the served retrieval vectors, and the seed's MF for the seed protocol.
+
+    The seed's 16-dim MF on (userid, itemid) is trained as before (early-stopped on a time-ordered
+    validation slice of train, refit, scored on test: the seed protocol's MF AUC). The vectors saved
+    for Redis / Elasticsearch are the 16-dim ALS of :mod:`mlrec.offline.retrieval`, chosen on
+    validation recall@200: retrieval is scored on which items a user picks next, not on rated items."""
     from mlrec.data.movielens import load_movies, load_users
     from mlrec.models import MatrixFactorization
     from mlrec.offline.features import validation_mask
+    from mlrec.offline.retrieval import train_retrieval
     from mlrec.offline.train import TrainConfig
 
     cfg = cfg or TrainConfig()
@@ -207,9 +212,9 @@ def run_vector_recall(paths: Paths, cfg=None) -> dict:
         raw = _raw_dir(paths)
         n_users = int(load_users(raw)[USERID].max()) + 1
         n_items = int(load_movies(raw)[ITEMID].max()) + 1
-        offline = io.read_parquet(paths.offline_imp, SPLIT_SCRIPT, columns=[USERID, ITEMID, LABEL, ISTEST])
+        offline = io.read_parquet(paths.offline_imp, SPLIT_SCRIPT, columns=[USERID, ITEMID, LABEL, TS, ISTEST])
         train = offline[offline[ISTEST] == 0]
-        model, fields = _fit_and_test(
+        _, fields = _fit_and_test(
             lambda: MatrixFactorization(n_users, n_items),
             "mf",
             paths.recall_model,
@@ -220,9 +225,17 @@ def run_vector_recall(paths: Paths, cfg=None) -> dict:
             np.int64,
             cfg,
         )
-        io.write_npy(model.user_vectors(), paths.user_vector)
-        io.write_npy(model.item_vectors(), paths.item_vector)
-    fields.update(users=n_users - 1, items=n_items - 1, seconds=t["seconds"])
+        retrieval = train_retrieval(offline, n_users, n_items)
+        io.write_npy(retrieval.user_vectors, paths.user_vector)
+        io.write_npy(retrieval.item_vectors, paths.item_vector)
+    fields.update(
+        retrieval_val_recall=round(retrieval.val_recall, 4),
+        retrieval=retrieval.chosen,
+        retrieval_grid=retrieval.grid,
+        users=n_users - 1,
+        items=n_items - 1,
+        seconds=t["seconds"],
+    )
     summary(step_name(VECTOR_RECALL_SCRIPT), paths.metrics, **fields)
     return fields
 

@@ -68,3 +68,17 @@ def split_ratings(
     offline[ISTEST] = (~is_train[~is_online]).astype(np.int8)
     online = df.loc[is_online].reset_index(drop=True)
     return Split(offline=offline, online=online)
+
+
+def split_last_events(events: pd.DataFrame, last_n: int = ONLINE_LAST_N) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(earlier events, each user's last ``last_n`` events; all of them if fewer), by time.
+
+    The held-out protocol one step earlier in time: the validation split every tuned model (the
+    retrieval vectors, the evaluation's baselines) is chosen on, carved from the offline events so
+    the held-out last 10 are never seen. Ties keep file order (a stable sort), as in the split.
+    """
+    order = np.lexsort((events[TS].to_numpy(), events[USERID].to_numpy()))
+    ordered = events.iloc[order].reset_index(drop=True)
+    rank, count = user_ranks(ordered[USERID].to_numpy())
+    last = rank >= count - last_n
+    return ordered.loc[~last].reset_index(drop=True), ordered.loc[last].reset_index(drop=True)
