@@ -20,7 +20,10 @@ import numpy as np
 import pandas as pd
 import scipy.sparse
 
-from mlrec.core.constants import EMB_DIM, ITEMID, LABEL, ONLINE_LAST_N, RECALL_SIZE, USERID
+from mlrec.core.constants import EMB_DIM, ITEMID, ONLINE_LAST_N, RECALL_SIZE, USERID
+from mlrec.evaluation.heldout import held_out_positives
+from mlrec.evaluation.metrics import hit_matrix
+from mlrec.evaluation.metrics import recall_at_k as metric_recall_at_k
 from mlrec.models.als import als_factors
 from mlrec.offline.split import split_last_events
 
@@ -60,25 +63,22 @@ def recall_at_k(
     """Mean over users with a held-out positive of |top-k ∩ positives| / |positives|.
 
     Top-k by dot product over every item id >= 1, the user's ``seen`` items removed (as the served
-    filter removes them); ties broken arbitrarily, which only matters for exactly equal scores.
+    filter removes them). Positives and the metric come from the evaluation (one definition of
+    recall for the tuning here and the report); the top k need no order, so a partition suffices.
     """
-    pos = held.loc[held[LABEL] == 1, [USERID, ITEMID]].drop_duplicates().sort_values(USERID, kind="stable")
-    items = pos[ITEMID].to_numpy(np.int64)
-    users, starts, counts = np.unique(pos[USERID].to_numpy(np.int64), return_index=True, return_counts=True)
-    if len(users) == 0:
+    positives = held_out_positives(held)
+    if len(positives.userids) == 0:
         return float("nan")
     k = min(k, item_vectors.shape[0] - 1)
-    recalls = np.empty(len(users))
-    for lo in range(0, len(users), 1024):
-        chunk = users[lo : lo + 1024]
+    top = np.empty((len(positives.userids), k), dtype=np.int64)
+    for lo in range(0, len(positives.userids), 1024):
+        chunk = positives.userids[lo : lo + 1024]
         scores = user_vectors[chunk].astype(np.float64) @ item_vectors.T.astype(np.float64)
         scores[:, 0] = -np.inf  # id 0 is padding, never an item
         scores[seen[chunk].nonzero()] = -np.inf
-        top = np.argpartition(-scores, k - 1, axis=1)[:, :k]
-        for j, u in enumerate(range(lo, lo + len(chunk))):
-            relevant = items[starts[u] : starts[u] + counts[u]]
-            recalls[u] = np.isin(relevant, top[j]).sum() / counts[u]
-    return float(recalls.mean())
+        top[lo : lo + len(chunk)] = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+    hits = hit_matrix(top, positives.relevant)
+    return float(metric_recall_at_k(hits, positives.n_relevant, k).mean())
 
 
 def train_retrieval(
