@@ -33,8 +33,9 @@ offline: data  ## every offline step: split, terms, recall, features, ranker
 	$(PYTHON) offline/preprocess/s2_term_trans.py
 	$(PYTHON) offline/recall/s3_term_recall.py
 	$(PYTHON) offline/recall/s4_vector_recall.py
-	$(PYTHON) offline/rank/s5_feature_engi.py
-	$(PYTHON) offline/rank/s6_model_train.py
+	$(PYTHON) offline/recall/s5_item_recall.py
+	$(PYTHON) offline/rank/s6_feature_engi.py
+	$(PYTHON) offline/rank/s7_model_train.py
 
 # With MLREC_FEAST_CLI=docker (environment or .env) the servers come from `docker compose up -d`: no native install.
 LOAD_SERVICES := $(if $(filter docker,$(MLREC_FEAST_CLI)),venv,services-up)

@@ -93,7 +93,7 @@ class OfflineRun:
 
 @pytest.fixture(scope="session")
 def offline_run(tmp_path_factory) -> OfflineRun:
-    """data -> split -> terms -> term recall -> MF -> features -> DeepFM, in a temp data dir, once.
+    """data -> split -> terms -> term recall -> vectors -> item recall -> features -> rankers, in a temp data dir, once.
 
     40k synthetic ratings (~240 users, ~600 items) with planted taste: big enough for the models to
     learn something checkable, small enough for seconds on 2 cores. Needs no service, so the offline
@@ -109,6 +109,7 @@ def offline_run(tmp_path_factory) -> OfflineRun:
         "terms": pipeline.run_terms(paths),
         "term_recall": pipeline.run_term_recall(paths),
         "mf": pipeline.run_vector_recall(paths, cfg),
+        "item_recall": pipeline.run_item_recall(paths),
         "features": pipeline.run_features(paths),
         "rank": pipeline.run_rank_train(paths, cfg),
     }

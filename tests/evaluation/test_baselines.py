@@ -23,8 +23,8 @@ from mlrec.evaluation.baselines import (
     user_items,
 )
 from mlrec.evaluation.errors import EvaluationError
-from mlrec.evaluation.item_models import cosine_neighbours, ease_weights
 from mlrec.evaluation.metrics import PAD
+from mlrec.models.item_item import cosine_neighbours, ease_weights
 
 NO_EVENTS = pd.DataFrame({USERID: [], ITEMID: [], LABEL: [], ISTEST: [], TS: []})
 NO_VECTORS = np.zeros((0, 4), np.float32)
@@ -127,7 +127,7 @@ def random_inputs(seed, users=12, items=15, userids=(1, 4, 7, 11)):
 def test_ease_and_itemknn_lists_rank_the_brute_force_scores(seed):
     """Scores of user u: EASE ``x_u @ B``; ItemKNN the sum over u's items of their cosine to j among j's neighbours."""
     inp, x = random_inputs(seed)
-    b = ease_weights(user_items(inp, RATED).matrix, 30.0)  # the weights themselves: tests/evaluation/test_item_models
+    b = ease_weights(user_items(inp, RATED).matrix, 30.0)  # the weights themselves: tests/models/test_item_item
     brute_ease = np.array([[x[u] @ b[:, j] for j in range(x.shape[1])] for u in inp.userids])
     k = x.shape[1]
     expected = top_k_unseen(lambda rows: brute_ease[rows], inp.seen, inp.catalogue, k)

@@ -13,7 +13,9 @@ from mlrec.evaluation.inputs import read_inputs
 from mlrec.evaluation.metrics import PAD
 from mlrec.evaluation.quality import EvaluationError, QualityReport, evaluate_quality, stage_summary
 from mlrec.evaluation.scoring import MethodScore
+from mlrec.evaluation.stages import UNION, UNION_SIZE
 from mlrec.evaluation.tuning import run_baselines
+from mlrec.offline.channels import CHANNEL_K, CHANNELS
 
 
 def test_evaluation_error_is_a_user_error_with_a_hint():
@@ -36,22 +38,34 @@ def method(name: str, **metrics: float) -> MethodScore:
 
 
 def test_stage_summary_reports_candidate_recall_lift_and_consistency():
-    at = f"recall@{RECALL_SIZE}"
+    at, at_union = f"recall@{RECALL_SIZE}", f"recall@{UNION_SIZE}"
     by_name = {
         "system": method("system", **{"ndcg@10": 0.3, "ndcg@50": 0.2}),
-        "recall_order": method("recall_order", **{"ndcg@10": 0.2, "ndcg@50": 0.0, at: 0.7}),
+        "recall_order": method("recall_order", **{"ndcg@10": 0.2, "ndcg@50": 0.0, at: 0.7, at_union: 0.8}),
         "vector_recall": method("vector_recall", **{at: 0.6}),
         "term_recall": method("term_recall", **{at: 0.4}),
+        **{
+            f"{c}_channel": method(f"{c}_channel", **{f"recall@{CHANNEL_K[c]}": r})
+            for c, r in zip(CHANNELS, (0.61, 0.62, 0.5, 0.2), strict=True)
+        },
     }
     served = np.array([[1, 2], [3, PAD]])
-    stages = {"hybrid": np.array([[2, 1, 9], [4, 5, 6]]), "vector": np.array([[9, 2, 1], [4, 5, 7]])}
+    stages = {
+        "hybrid": np.array([[2, 1, 9], [4, 5, 6]]),
+        "vector": np.array([[9, 2, 1], [4, 5, 7]]),
+        UNION: np.array([[2, 1, 9], [4, 5, 6]]),
+    }
     s = stage_summary(by_name, (10, 50), served, stages)
-    assert s[f"candidate_recall@{RECALL_SIZE}"] == {"term": 0.4, "vector": 0.6, "hybrid": 0.7}
+    assert s[f"candidate_recall@{RECALL_SIZE}"] == {"term": 0.4, "vector": 0.6, "union": 0.7}
+    assert s["candidate_recall_per_channel"] == {
+        f"{c}@{CHANNEL_K[c]}": r for c, r in zip(CHANNELS, (0.61, 0.62, 0.5, 0.2), strict=True)
+    }
+    assert s[f"candidate_recall_union@{UNION_SIZE}"] == 0.8
     lift = s["ranker_lift"]
     assert lift["ndcg@10_lift"] == pytest.approx(0.1) and lift["ndcg@10_lift_rel"] == pytest.approx(0.5)
     assert lift["ndcg@50_lift"] == pytest.approx(0.2) and lift["ndcg@50_lift_rel"] is None  # old value 0: no ratio
     assert (lift["ndcg@10_system"], lift["ndcg@10_recall_order"]) == (0.3, 0.2)
-    assert s["served_within_hybrid_candidates"] == pytest.approx(2 / 3)
+    assert s["served_within_union_candidates"] == pytest.approx(2 / 3)
     assert s["hybrid_same_set_as_vector"] == 0.5
 
 

@@ -40,7 +40,9 @@ def test_report_table_json_and_png_carry_dataset_and_protocol(tmp_path):
         users=dict(total=2, evaluated=2, skipped_no_positive=0, held_out_positives=3, served_fallback=0),
         methods=methods,
         stages={
-            "candidate_recall@200": {"term": 0.1, "vector": 0.2, "hybrid": 0.2},
+            "candidate_recall@200": {"term": 0.1, "vector": 0.2, "union": 0.2},
+            "candidate_recall_per_channel": {"es@200": 0.2, "ease@200": 0.3},
+            "candidate_recall_union@550": 0.4,
             "ranker_lift": {"ndcg@3_lift": 0.0},
         },
         timing={},
@@ -62,6 +64,7 @@ def test_report_table_json_and_png_carry_dataset_and_protocol(tmp_path):
     assert data["methods"]["popular"]["tuning"] is None
     table = format_table(report)
     assert protocol_line(10) in table and "quality on toy" in table
+    assert "candidate recall per channel: es@200 0.2000, ease@200 0.3000; union (all 550) 0.4000" in table
 
 
 def test_the_source_cell_shows_a_tuned_baselines_pick_and_its_validation_score():

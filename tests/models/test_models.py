@@ -38,6 +38,20 @@ def small_meta(n_users: int = 30, n_items: int = 40, n_dense: int = 4) -> Featur
     return FeatureMeta(tuple(feats))
 
 
+def served_meta(n_dense: int = 4) -> FeatureMeta:
+    """Shaped like the served ranker's meta: no id fields (the ids only size the tables, in ``extra``),
+    side fields, then dense user, item and per-request fields."""
+    feats = [
+        Feature("gender", "sparse_side", "user", 3),
+        Feature("age", "sparse_side", "user", 8),
+        *[Feature(f"genre_{g}", "sparse_side", "item", 2) for g in range(3)],
+        *[Feature(f"dense_{d}", "dense", "user") for d in range(n_dense)],
+        Feature("item_pop", "dense", "item"),
+        Feature("es_rank", "dense", "request"),
+    ]
+    return FeatureMeta(tuple(feats), extra={"n_users": 30, "n_items": 40})
+
+
 def random_rows(meta: FeatureMeta, n: int, seed: int = 0) -> torch.Tensor:
     """Float rows in meta order: valid integer codes for sparse fields, N(0,1) for dense."""
     g = torch.Generator().manual_seed(seed)
@@ -47,7 +61,12 @@ def random_rows(meta: FeatureMeta, n: int, seed: int = 0) -> torch.Tensor:
 
 
 @pytest.mark.parametrize(
-    "name, make", [("mf", lambda: MatrixFactorization(4, 5)), ("deepfm", lambda: DeepFM.from_meta(small_meta()))]
+    "name, make",
+    [
+        ("mf", lambda: MatrixFactorization(4, 5)),
+        ("deepfm", lambda: DeepFM.from_meta(small_meta())),
+        ("deepfm", lambda: DeepFM.from_meta(served_meta(), mlp_dims=(8, 4), deep_embeddings=True)),
+    ],
 )
 def test_registry_rebuilds_each_model_from_its_hparams(name, make):
     model = make()
@@ -101,6 +120,55 @@ def test_deepfm_without_side_or_dense_fields_still_runs():
     assert out.shape == (2,)
 
 
+def test_deepfm_needs_a_sparse_field():
+    with pytest.raises(ValueError, match="at least one sparse field"):
+        DeepFM([], [], 3)
+
+
+def test_deepfm_without_id_fields_is_linear_plus_fm_plus_an_mlp_over_dense_and_side_embeddings():
+    """The served variant (no ids, ``deep_embeddings``): the MLP reads the dense fields and the side
+    fields' embeddings (the ones the FM interacts), as in the DeepFM paper."""
+    torch.manual_seed(0)
+    meta = served_meta()
+    model = DeepFM.from_meta(meta, mlp_dims=(8,), deep_embeddings=True).eval()
+    assert model.id_embedding is None and model.n_id == 0 and model.n_features == meta.n_features
+    assert model.mlp.mlp[0].in_features == meta.dense_dim + len(meta.sparse_side_dims) * model.hparams["embed_dim_side"]
+    x = random_rows(meta, 32, seed=3)
+    sparse, dense = x[:, : model.n_sparse].long(), x[:, model.n_sparse :]
+    side = model.side_embedding(sparse)
+    with torch.no_grad():
+        expected = model.linear(sparse) + model.fm([side]) + model.mlp(torch.cat([dense, side.flatten(1)], dim=1))
+        torch.testing.assert_close(model(x), expected.squeeze(1))
+    # the seed's variant: the MLP reads the dense fields only
+    plain = DeepFM.from_meta(meta, mlp_dims=(8,))
+    assert plain.mlp.mlp[0].in_features == meta.dense_dim and plain.hparams["deep_embeddings"] is False
+
+
+def test_deepfm_side_fields_reach_its_mlp_only_with_deep_embeddings():
+    """The side embeddings' gradient from the whole model equals the one from linear + FM alone
+    exactly when the MLP does not read them."""
+    meta = served_meta()
+    x = random_rows(meta, 64, seed=4)
+    for deep in (True, False):
+        torch.manual_seed(0)
+        model = DeepFM.from_meta(meta, mlp_dims=(8,), deep_embeddings=deep)
+        sparse = x[:, : model.n_sparse].long()
+        model(x).sum().backward()
+        whole = model.side_embedding.embedding.weight.grad.clone()
+        model.zero_grad()
+        (model.linear(sparse) + model.fm([model.side_embedding(sparse)])).sum().backward()
+        wide_and_fm = model.side_embedding.embedding.weight.grad
+        assert wide_and_fm.abs().sum() > 0
+        assert torch.allclose(whole, wide_and_fm) is not deep
+
+
+def test_deepfm_with_side_fields_only_runs():
+    for deep in (False, True):
+        model = DeepFM([], [3, 2], 0, mlp_dims=(4,), deep_embeddings=deep)
+        assert (model.mlp is not None) == deep
+        assert model(torch.tensor([[1.0, 0.0], [2.0, 1.0]])).shape == (2,)
+
+
 def test_deepfm_overfits_one_small_batch():
     torch.manual_seed(0)
     meta = small_meta()
@@ -118,14 +186,18 @@ def test_deepfm_overfits_one_small_batch():
     assert loss.item() < 0.2 * first, (first, loss.item())
 
 
-@pytest.mark.parametrize("name", ["mf", "deepfm"])
+@pytest.mark.parametrize("name", ["mf", "deepfm", "deepfm-served"])
 def test_checkpoint_round_trip_gives_identical_outputs(tmp_path, name):
     torch.manual_seed(0)
     meta = small_meta()
     if name == "mf":
         model, x = MatrixFactorization(30, 40), random_rows(meta, 32)[:, :2].long()
-    else:
+    elif name == "deepfm":
         model, x = DeepFM.from_meta(meta, mlp_dims=(4,)), random_rows(meta, 32)
+    else:
+        served = served_meta()
+        model, x = DeepFM.from_meta(served, mlp_dims=(8, 4), deep_embeddings=True), random_rows(served, 32)
+    name = name.removesuffix("-served")
     # move batch-norm running stats away from their init so they must be saved too
     model.train()
     model(x)
@@ -178,15 +250,16 @@ def test_with_sigmoid_keeps_the_wrapped_models_mode():
 # -- ONNX export: the production export_onnx on a checkpoint + meta saved by the production functions --
 
 
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory):
+@pytest.fixture(scope="module", params=["seed", "served"])
+def trained(request, tmp_path_factory):
     """A tiny DeepFM fitted by the training loop (so batch norm holds real running stats), saved as
-    the pipeline saves it: its checkpoint with the feature names, and the feature meta beside it."""
-    meta = small_meta()
+    the pipeline saves it: its checkpoint with the feature names, and the feature meta beside it.
+    Twice: the seed's layout (id fields) and the served one (no ids, MLP over the side embeddings)."""
+    meta = small_meta() if request.param == "seed" else served_meta()
     x = random_rows(meta, 512, seed=1)
     y = (x[:, -1] + 0.5 * x[:, -2] > 0).float()  # clicks follow two dense fields
     torch.manual_seed(0)
-    model = DeepFM.from_meta(meta, mlp_dims=(8,))
+    model = DeepFM.from_meta(meta, mlp_dims=(8,), deep_embeddings=request.param == "served")
     fit(model, x[:384], y[:384], x[384:], y[384:], TrainConfig(epochs=3, batch_size=64, patience=3))
     paths = Paths(tmp_path_factory.mktemp("export"))
     save_checkpoint(paths.rank_model, model, "deepfm", model.hparams, extra={"feature_names": meta.names})
@@ -220,5 +293,5 @@ def test_export_refuses_a_checkpoint_trained_on_other_features(trained, tmp_path
     FeatureMeta(renamed).save(other.feature_meta)  # same width, other columns: scores would be garbage
     with pytest.raises(ExportError, match="trained on other features") as err:
         export_onnx(other, tmp_path / "ranker.onnx")
-    assert "s6_model_train" in err.value.hint
+    assert "s7_model_train" in err.value.hint
     assert not (tmp_path / "ranker.onnx").exists()

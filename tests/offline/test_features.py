@@ -6,7 +6,7 @@ import pytest
 
 from mlrec.core.constants import AGE, GENDER, GENRES, ISTEST, ITEMID, LABEL, OCCUPATION, TITLE, USERID, ZIPCODE
 from mlrec.core.paths import FEATURES_SCRIPT
-from mlrec.offline.feature_meta import FeatureMeta, FeatureMetaError
+from mlrec.offline.feature_meta import Feature, FeatureMeta, FeatureMetaError
 from mlrec.offline.features import ISVAL, build_features
 from mlrec.offline.pit import item_genre_matrix, latest_counts, pit_counts
 
@@ -109,3 +109,22 @@ def test_meta_errors(tmp_path):
                 ]
             }
         )
+
+
+def test_id_space_is_the_id_features_cardinality_or_the_metas_extra(tables):
+    assert tables.meta.id_space("user") == 4 and tables.meta.id_space("item") == 4
+    # the served meta has no id fields: the id spaces come from extra, even when it says otherwise
+    no_ids = FeatureMeta(
+        (
+            Feature("gender", "sparse_side", "user", 3),
+            Feature("item_pop", "dense", "item"),
+            Feature("es_rank", "dense", "request"),
+        ),
+        extra={"n_users": 7, "n_items": "12"},
+    )
+    assert no_ids.id_space("user") == 7 and no_ids.id_space("item") == 12
+    assert no_ids.sparse_id_dims == [] and [f.name for f in no_ids.of_owner("request")] == ["es_rank"]
+    assert FeatureMeta.from_dict(no_ids.to_dict()) == no_ids
+    with pytest.raises(FeatureMetaError, match="no item id feature and no n_items") as err:
+        FeatureMeta(no_ids.features, extra={"n_users": 7}).id_space("item")
+    assert FEATURES_SCRIPT in err.value.hint

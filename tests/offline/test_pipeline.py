@@ -2,6 +2,10 @@
 artifacts exist and agree with each other, the metrics file records what each step returned, and
 the saved models are the early-stopped ones that learned the planted structure.
 
+Two rankers come out of the rank step: the seed-protocol DeepFM (the seed's 59 features, rating > 3
+among rated items; reported, not served) and the served ranker (DeepFM on the recall candidates of
+two training moments, :mod:`mlrec.offline.candidates`). Both are checked here.
+
 The artifacts come from the session's ``offline_run`` fixture (tests/conftest.py), which ``chain``
 loads into the services too, so the pipeline is trained once per test run.
 """
@@ -17,6 +21,7 @@ from mlrec.core import io
 from mlrec.core.constants import ISTEST, ITEMID, LABEL, USERID
 from mlrec.core.paths import (
     FEATURES_SCRIPT,
+    ITEM_RECALL_SCRIPT,
     RANK_SCRIPT,
     SPLIT_SCRIPT,
     TERM_RECALL_SCRIPT,
@@ -24,11 +29,28 @@ from mlrec.core.paths import (
     VECTOR_RECALL_SCRIPT,
     step_name,
 )
-from mlrec.models import build_model, load_checkpoint
+from mlrec.data import active_raw_dir
+from mlrec.data.movielens import load_movies, load_users
+from mlrec.evaluation.metrics import ndcg_at_k
+from mlrec.models import DeepFM, build_model, load_checkpoint
+from mlrec.offline.candidates import (
+    MOMENT,
+    RECALL_POS,
+    TRAIN_MOMENT,
+    VAL_MOMENT,
+    entity_features,
+    ordered,
+    recent_items,
+    recent_popular,
+)
+from mlrec.offline.channels import EASE, REQUEST_FEATURES, SEQ
 from mlrec.offline.feature_meta import FeatureMeta
 from mlrec.offline.features import ISVAL, validation_mask
-from mlrec.offline.retrieval import train_retrieval
-from mlrec.offline.train import fit_epochs, predict_logits, roc_auc
+from mlrec.offline.neighbours import ease_neighbours, transition_neighbours
+from mlrec.offline.pipeline import SERVED_RANKER, _within_candidates_ndcg
+from mlrec.offline.pit import item_genre_matrix
+from mlrec.offline.retrieval import interactions, train_retrieval
+from mlrec.offline.train import fit, fit_epochs, predict_logits, roc_auc
 
 # report key of the offline_run fixture -> the script whose step name keys metrics.json
 STEP_SCRIPTS = {
@@ -36,9 +58,11 @@ STEP_SCRIPTS = {
     "terms": TERMS_SCRIPT,
     "term_recall": TERM_RECALL_SCRIPT,
     "mf": VECTOR_RECALL_SCRIPT,
+    "item_recall": ITEM_RECALL_SCRIPT,
     "features": FEATURES_SCRIPT,
     "rank": RANK_SCRIPT,
 }
+EXAMPLE_KEYS = [LABEL, MOMENT, RECALL_POS, USERID, ITEMID]  # rank_examples columns before the features
 
 
 @pytest.fixture(scope="module")
@@ -46,15 +70,32 @@ def run(offline_run):
     return offline_run.paths, offline_run.report
 
 
-def test_counts_are_consistent(run, offline_run):
+@pytest.fixture(scope="module")
+def examples(offline_run) -> pd.DataFrame:
+    return pd.read_parquet(offline_run.paths.rank_examples)
+
+
+def test_counts_are_consistent(run, offline_run, examples):
     paths, out = run
     split = out["split"]
     assert split["train"] + split["test"] + split["online"] == split["ratings"] == offline_run.scale
     assert split["positives"] + split["negatives"] == split["ratings"]
     offline = pd.read_parquet(paths.offline_imp)
     assert len(pd.read_parquet(paths.pit_counts)) == len(offline)
-    assert out["features"]["train"] == (offline[ISTEST] == 0).sum()
+    assert out["features"]["seed_train"] == (offline[ISTEST] == 0).sum()
+    assert out["features"]["seed_test"] == (offline[ISTEST] == 1).sum()
     assert set(io.read_id_lists(paths.user_filter, "")) == set(offline[USERID])
+    assert set(examples[MOMENT]) == {TRAIN_MOMENT, VAL_MOMENT}
+    for moment, name in ((TRAIN_MOMENT, "train"), (VAL_MOMENT, "val")):
+        rows = examples[examples[MOMENT] == moment]
+        assert out["features"][f"examples_{name}"] == len(rows) > 0
+        assert out["features"][f"positives_{name}"] == rows[LABEL].sum() > 0
+    raw = active_raw_dir(paths)
+    catalogue = io.read_id_lists(paths.item_term, "")
+    user_table, item_table = pd.read_parquet(paths.user_features), pd.read_parquet(paths.item_features)
+    assert out["features"]["users"] == len(user_table) == len(load_users(raw))
+    assert out["features"]["items"] == len(item_table) == len(catalogue)
+    assert sorted(item_table[ITEMID]) == sorted(catalogue)
 
 
 def test_metrics_file_records_what_each_step_returned(run):
@@ -64,13 +105,98 @@ def test_metrics_file_records_what_each_step_returned(run):
         assert recorded[step_name(script)] == out[key], key
 
 
-def test_feature_meta_drives_every_artifact(run):
+def test_seed_feature_meta_drives_the_seed_protocol_artifacts(run):
+    paths, out = run
+    meta = FeatureMeta.load(paths.seed_feature_meta)
+    assert meta.n_features == out["features"]["seed_features"] == 59  # synthetic items always have a known genre
+    assert out["rank"]["seed_protocol"]["features"] == 59
+    assert list(pd.read_parquet(paths.test_features).columns[1:]) == meta.names
+    assert meta.names[:2] == [USERID, ITEMID]  # the seed's protocol keeps its id fields
+    _, ckpt = load_checkpoint(paths.seed_rank_model)
+    assert ckpt["extra"]["feature_names"] == meta.names
+
+
+def test_served_feature_meta_drives_every_served_artifact(run, examples):
+    """The served meta: no id fields (ids only size the tables), request-owned channel features last,
+    the candidate examples and the Feast tables in its order, and the served checkpoint trained on it."""
     paths, out = run
     meta = FeatureMeta.load(paths.feature_meta)
-    assert meta.n_features == out["features"]["features"] == 59  # synthetic items always have a known genre
-    assert list(pd.read_parquet(paths.test_features).columns[1:]) == meta.names
+    assert meta.n_features == out["features"]["features"] == out["rank"]["features"]
+    assert meta.of_kind("sparse_id") == [] and meta.sparse_id_dims == []
+    assert [f.name for f in meta.of_owner("request")] == list(REQUEST_FEATURES)  # every channel feature varies
+    assert out["features"]["request_features"] == len(REQUEST_FEATURES)
+    assert all(f.kind == "dense" for f in meta.of_owner("request"))
+    assert meta.names[-len(REQUEST_FEATURES) :] == list(REQUEST_FEATURES)
+    raw = active_raw_dir(paths)
+    assert meta.id_space("user") == int(load_users(raw)[USERID].max()) + 1
+    assert meta.id_space("item") == int(load_movies(raw)[ITEMID].max()) + 1
+    assert list(examples.columns) == EXAMPLE_KEYS + meta.names
+    assert all(examples[name].dtype == np.float32 for name in meta.names)
+    assert list(pd.read_parquet(paths.user_features).columns) == [USERID, *(f.name for f in meta.of_owner("user"))]
+    assert list(pd.read_parquet(paths.item_features).columns) == [ITEMID, *(f.name for f in meta.of_owner("item"))]
     _, ckpt = load_checkpoint(paths.rank_model)
     assert ckpt["extra"]["feature_names"] == meta.names
+    assert ckpt["model_args"]["sparse_id_dims"] == [] and ckpt["model_args"]["deep_embeddings"] is True
+
+
+def test_served_dense_features_are_standardized_on_the_train_moment(run, examples):
+    paths, _ = run
+    meta = FeatureMeta.load(paths.feature_meta)
+    train = examples[examples[MOMENT] == TRAIN_MOMENT]
+    for f in meta.of_kind("dense"):
+        values = train[f.name].to_numpy(np.float64)
+        assert abs(values.mean()) < 1e-4 and values.std(ddof=1) == pytest.approx(1.0, abs=1e-3), f.name
+    for f in meta.of_kind("sparse_side"):
+        codes = examples[f.name].to_numpy()
+        assert (codes == np.round(codes)).all() and codes.min() >= 0 and codes.max() < f.cardinality, f.name
+
+
+def test_feast_tables_are_every_offline_events_features_scaled_as_in_training(run):
+    """What Feast serves is the serving moment's features (every offline event), with the train-moment scaling."""
+    paths, _ = run
+    meta = FeatureMeta.load(paths.feature_meta)
+    raw = active_raw_dir(paths)
+    offline = pd.read_parquet(paths.offline_imp)
+    genres = item_genre_matrix(load_movies(raw))
+    user_dense, item_dense = entity_features(offline, genres, meta.id_space("user"), meta.id_space("item"))
+    for owner, table, dense, key in (
+        ("user", pd.read_parquet(paths.user_features), user_dense, USERID),
+        ("item", pd.read_parquet(paths.item_features), item_dense, ITEMID),
+    ):
+        ids = table[key].to_numpy()
+        checked = 0
+        for f in meta.of_owner(owner):
+            if f.name in dense:
+                expected = (dense[f.name][ids] - f.mean) / f.std
+                np.testing.assert_allclose(table[f.name].to_numpy(np.float64), expected, rtol=1e-5, atol=1e-5)
+                checked += 1
+        assert checked >= 3, owner
+
+
+def test_item_recall_artifacts_are_the_channel_models_on_every_offline_event(run):
+    paths, out = run
+    offline = ordered(pd.read_parquet(paths.offline_imp))
+    meta = FeatureMeta.load(paths.feature_meta)
+    n_users, n_items = meta.id_space("user"), meta.id_space("item")
+    expected = {
+        EASE: ease_neighbours(interactions(offline, n_users, n_items)),
+        SEQ: transition_neighbours(offline, n_items),
+    }
+    for channel, (ids, weights) in expected.items():
+        ids_path, weights_path = paths.neighbours(channel)
+        np.testing.assert_array_equal(io.read_npy(ids_path, ""), ids)
+        np.testing.assert_array_equal(io.read_npy(weights_path, ""), weights)
+        assert ids.shape[0] == n_items
+        assert out["item_recall"][f"{channel}_mean_neighbours"] == round(float((ids > 0).sum(axis=1).mean()), 1)
+    recent = io.read_id_lists(paths.user_recent, "")
+    assert recent.keys() == recent_items(offline).keys()
+    for user, items in recent_items(offline).items():
+        assert list(recent[user]) == items.tolist()
+    popular = pd.read_parquet(paths.popular)
+    pop_ids, pop_scores = recent_popular(offline)
+    np.testing.assert_array_equal(popular[ITEMID].to_numpy(), pop_ids)
+    np.testing.assert_array_equal(popular["score"].to_numpy(), pop_scores)
+    assert out["item_recall"]["popular"] == len(pop_ids)
 
 
 def test_vectors_cover_every_id_and_are_the_retrieval_model(run):
@@ -85,6 +211,7 @@ def test_vectors_cover_every_id_and_are_the_retrieval_model(run):
     np.testing.assert_array_equal(items, again.item_vectors)
     assert out["mf"]["retrieval"] == again.chosen
     assert out["mf"]["retrieval_val_recall"] == round(max(g["val_recall"] for g in again.grid), 4)
+    assert io.read_json(paths.retrieval_params, "") == again.chosen  # what the training moments refit
 
 
 def _check_early_stopping(fields: dict, patience: int, max_epochs: int, min_delta: float) -> None:
@@ -97,24 +224,102 @@ def _check_early_stopping(fields: dict, patience: int, max_epochs: int, min_delt
     assert max(aucs) <= aucs[fields["best_epoch"] - 1] + min_delta  # no later epoch beat it by min_delta
 
 
-def test_ranker_learned_the_planted_structure_and_saved_its_refit(run, offline_run):
-    """Early stopping chose the epoch count on validation; the checkpoint is the refit on all train
-    rows for that many epochs (so it has seen the validation slice) and scores the test set as reported."""
+def test_seed_ranker_learned_the_planted_structure_and_saved_its_refit(run, offline_run):
+    """Early stopping chose the epoch count on validation; the seed-protocol checkpoint is the refit on
+    all train rows for that many epochs (so it has seen the validation slice) and scores the test set as reported."""
     paths, out = run
-    rank, cfg = out["rank"], offline_run.cfg
-    assert rank["test_auc"] > 0.6
-    _check_early_stopping(rank, cfg.patience, cfg.epochs, cfg.min_delta)
-    meta = FeatureMeta.load(paths.feature_meta)
-    model, ckpt = load_checkpoint(paths.rank_model)
+    seed, cfg = out["rank"]["seed_protocol"], offline_run.cfg
+    assert seed["test_auc"] > 0.6
+    _check_early_stopping(seed, cfg.patience, cfg.epochs, cfg.min_delta)
+    meta = FeatureMeta.load(paths.seed_feature_meta)
+    model, ckpt = load_checkpoint(paths.seed_rank_model)
     train, test = pd.read_parquet(paths.train_features), pd.read_parquet(paths.test_features)
     val = train[train[ISVAL] == 1]
 
     def auc(df: pd.DataFrame) -> float:
         return roc_auc(df[LABEL].to_numpy(), predict_logits(model, df[meta.names].to_numpy(np.float32, copy=True)))
 
+    assert seed["refit_epochs"] == seed["best_epoch"]
+    assert auc(val) > seed["val_auc"]  # the refit trained on the validation slice
+    assert auc(test) == pytest.approx(seed["test_auc"], abs=1e-4) == ckpt["extra"]["test_auc"]
+
+
+def _brute_ndcg10(frame: pd.DataFrame, scores: np.ndarray) -> float:
+    """Mean NDCG@10 over users with a positive, by the definition (a Python loop; ties keep row order)."""
+    values = []
+    labels_all = frame[LABEL].to_numpy()
+    for rows in frame.groupby(USERID, sort=False).indices.values():
+        labels = labels_all[rows][np.argsort(-scores[rows], kind="stable")]
+        n_rel = int(labels.sum())
+        if n_rel == 0:
+            continue
+        dcg = sum(1.0 / np.log2(r + 2) for r in range(min(10, len(labels))) if labels[r] == 1)
+        values.append(dcg / sum(1.0 / np.log2(r + 2) for r in range(min(n_rel, 10))))
+    return float(np.mean(values))
+
+
+def test_within_candidates_ndcg_matches_the_definition(examples):
+    val = examples[examples[MOMENT] == VAL_MOMENT].reset_index(drop=True)
+    rng = np.random.default_rng(0)
+    for scores in (-val[RECALL_POS].to_numpy(np.float64), rng.normal(size=len(val)), rng.integers(0, 3, len(val))):
+        scores = scores.astype(np.float64)
+        assert _within_candidates_ndcg(val, scores) == pytest.approx(_brute_ndcg10(val, scores), abs=1e-12)
+    # a perfect ranker scores 1 for every user with a positive
+    assert _within_candidates_ndcg(val, val[LABEL].to_numpy(np.float64)) == pytest.approx(1.0)
+    # ndcg_at_k agrees for one hand-made user: hits at ranks 1 and 3 of 2 relevant
+    assert ndcg_at_k(np.array([[False, True, False, True]]), np.array([2]), 4)[0] == pytest.approx(
+        (1 / np.log2(3) + 1 / np.log2(5)) / (1 + 1 / np.log2(3))
+    )
+
+
+def test_served_ranker_early_stopped_on_the_val_moment_and_beats_its_recall_order(run, offline_run, examples):
+    """The served ranker trains on the train moment and early-stops on the val moment (same rule as the
+    seed's); re-running that fit reproduces its history and its validation NDCG@10, and the union's
+    recall order on the same rows gives the reported baseline, which the ranker beats."""
+    paths, out = run
+    rank, cfg = out["rank"], offline_run.cfg
+    _check_early_stopping(rank, cfg.patience, cfg.epochs, cfg.min_delta)
+    assert rank["val_auc"] > 0.6
+    meta = FeatureMeta.load(paths.feature_meta)
+    val = examples[examples[MOMENT] == VAL_MOMENT].reset_index(drop=True)
+    train = examples[examples[MOMENT] == TRAIN_MOMENT]
+
+    recall_order = -val[RECALL_POS].to_numpy(np.float64)
+    assert _within_candidates_ndcg(val, recall_order) == pytest.approx(rank["val_ndcg10_recall_order"], abs=1e-4)
+    assert _brute_ndcg10(val, recall_order) == pytest.approx(rank["val_ndcg10_recall_order"], abs=1e-4)
+
+    def xy(rows: pd.DataFrame) -> tuple[torch.Tensor, torch.Tensor]:
+        return (
+            torch.from_numpy(rows[meta.names].to_numpy(np.float32, copy=True)),
+            torch.from_numpy(rows[LABEL].to_numpy(np.float32, copy=True)),
+        )
+
+    torch.manual_seed(cfg.seed)
+    model = DeepFM.from_meta(meta, **SERVED_RANKER)
+    result = fit(model, *xy(train), *xy(val), cfg)
+    assert [(h.epoch, h.val_auc) for h in result.history] == [(h["epoch"], h["val_auc"]) for h in rank["history"]]
+    assert result.best_epoch == rank["best_epoch"]
+    ndcg = _within_candidates_ndcg(val, predict_logits(model, xy(val)[0]))
+    assert ndcg == pytest.approx(rank["val_ndcg10_ranker"], abs=1e-4)
+    assert rank["val_ndcg10_ranker"] > rank["val_ndcg10_recall_order"]
+
+
+def test_served_checkpoint_is_the_refit_on_both_moments(run, offline_run, examples):
+    """The served weights are exactly a fresh ranker trained on both moments for the early-stopped epoch count."""
+    paths, out = run
+    rank, cfg = out["rank"], offline_run.cfg
     assert rank["refit_epochs"] == rank["best_epoch"]
-    assert auc(val) > rank["val_auc"]  # the refit trained on the validation slice
-    assert auc(test) == pytest.approx(rank["test_auc"], abs=1e-4) == ckpt["extra"]["test_auc"]
+    meta = FeatureMeta.load(paths.feature_meta)
+    model, ckpt = load_checkpoint(paths.rank_model)
+    assert ckpt["extra"]["val_auc"] == pytest.approx(rank["val_auc"], abs=1e-4)
+    torch.manual_seed(cfg.seed)
+    fresh = DeepFM.from_meta(meta, **SERVED_RANKER)
+    assert fresh.hparams == model.hparams
+    x_all = torch.from_numpy(examples[meta.names].to_numpy(np.float32, copy=True))
+    y_all = torch.from_numpy(examples[LABEL].to_numpy(np.float32, copy=True))
+    fit_epochs(fresh, x_all, y_all, rank["best_epoch"], cfg)
+    for name, tensor in fresh.state_dict().items():
+        torch.testing.assert_close(model.state_dict()[name], tensor, rtol=0, atol=0)
 
 
 def test_mf_learned_the_planted_structure_and_saved_its_refit(run, offline_run):

@@ -17,7 +17,8 @@ from mlrec.core import io
 from mlrec.core.constants import GENRES, ITEMID, N_GENRES, RECALL_SIZE, RESPONSE_SIZE, USERID
 from mlrec.core.contracts import FEAST_ITEM_SERVICE, FEAST_USER_SERVICE, STAGES, TOTAL
 from mlrec.loaders.offline_scorer import OfflineScorer
-from mlrec.offline.popular import popular_items
+from mlrec.offline import channels
+from mlrec.offline.channels import CHANNEL_K, CHANNELS, NEIGHBOUR_CHANNELS, ChannelList
 from mlrec.online import es_index, redis_store
 from mlrec.online.feast_store import FeastClient
 from mlrec.online.triton_ranker import TritonRanker
@@ -25,11 +26,22 @@ from mlrec_runtime import runtime
 from mlrec_runtime.manager import start_service, wait_service
 
 
-def test_redis_holds_every_users_recall_inputs_and_the_popular_list(chain):
+def _offline_popular(paths) -> tuple[np.ndarray, np.ndarray]:
+    popular = pd.read_parquet(paths.popular)
+    return popular[ITEMID].to_numpy(np.int64), popular["score"].to_numpy(np.float32)
+
+
+def _offline_neighbours(paths, channel: str) -> tuple[np.ndarray, np.ndarray]:
+    ids_path, weights_path = paths.neighbours(channel)
+    return np.load(ids_path), np.load(weights_path)
+
+
+def test_redis_holds_every_users_recall_inputs_the_neighbour_lists_and_the_popular_list(chain):
     settings, paths, _, _, _ = chain
     terms = io.read_id_lists(paths.user_term, "")
     vectors = io.read_npy(paths.user_vector, "")
     seen = io.read_id_lists(paths.user_filter, "")
+    recent = io.read_id_lists(paths.user_recent, "")
     client = redis_store.connect(settings, timeout=10.0)
     try:
         keys = {k.decode() for k in client.scan_iter(match=f"{redis_store.USER_PREFIX}*", count=1000)}
@@ -40,12 +52,23 @@ def test_redis_holds_every_users_recall_inputs_and_the_popular_list(chain):
             assert got.terms == terms.get(userid, np.zeros(0, np.int64)).tolist(), userid
             np.testing.assert_array_equal(got.vector, vectors[userid])
             np.testing.assert_array_equal(got.seen, seen[userid])
+            np.testing.assert_array_equal(got.recent, recent[userid])
+        for channel in NEIGHBOUR_CHANNELS:
+            ids, weights = _offline_neighbours(paths, channel)
+            with_neighbours = np.flatnonzero((ids != 0).any(axis=1))
+            assert client.hlen(redis_store.neighbour_key(channel)) == len(with_neighbours) > 0
+            got_ids, got_weights = redis_store.read_neighbours(client, channel, np.arange(len(ids) + 1))
+            width = got_ids.shape[1]  # the widest stored row: the offline table minus its all-padding columns
+            assert not ids[:, width:].any()
+            np.testing.assert_array_equal(got_ids[:-1], ids[:, :width], err_msg=channel)
+            np.testing.assert_array_equal(got_weights[:-1], weights[:, :width], err_msg=channel)
+            assert not got_ids[-1].any()  # an item the table does not hold: an empty row
         ids, scores = redis_store.read_popular(client)
     finally:
         client.close()
-    expected_ids, expected_scores = popular_items(pd.read_parquet(paths.offline_imp))
+    expected_ids, expected_scores = _offline_popular(paths)
     np.testing.assert_array_equal(ids, expected_ids)
-    np.testing.assert_allclose(scores, expected_scores, rtol=1e-6)
+    np.testing.assert_array_equal(scores, expected_scores)
 
 
 def test_elasticsearch_holds_every_item_with_its_terms_and_vector(chain):
@@ -85,8 +108,8 @@ def test_triton_scores_rows_like_the_pytorch_checkpoint(chain):
     """More rows than one Triton batch, so the chunking is exercised too."""
     settings, paths, _, _, _ = chain
     scorer = OfflineScorer(paths)
-    test = pd.read_parquet(paths.test_features)
-    x = test[scorer.meta.names].to_numpy(np.float32, copy=True)[:3000]
+    examples = pd.read_parquet(paths.rank_examples, columns=scorer.meta.names)
+    x = examples.to_numpy(np.float32, copy=True)[:3000]
     ranker = TritonRanker(settings.triton_grpc_url, settings.triton_model, timeout_s=30.0)
     try:
         assert len(x) > ranker.max_batch_size
@@ -99,6 +122,7 @@ def test_triton_scores_rows_like_the_pytorch_checkpoint(chain):
 def test_recommendations_are_unique_unseen_sorted_and_equal_offline_scores(chain):
     _, paths, app, _, _ = chain
     client = app.test_client()
+    recommender = app.extensions["recommender"]
     seen = io.read_id_lists(paths.user_filter, "")
     scorer = OfflineScorer(paths)
     users = sorted(seen)[:5]
@@ -111,9 +135,66 @@ def test_recommendations_are_unique_unseen_sorted_and_equal_offline_scores(chain
         assert len(items) == RESPONSE_SIZE and len(set(ids.tolist())) == RESPONSE_SIZE
         assert not set(ids.tolist()) & set(seen[userid].tolist())
         assert np.all(np.diff(scores) <= 0)
-        np.testing.assert_allclose(scores, scorer.score(userid, ids), atol=1e-5, rtol=0)
+        recall = recommender.recall(userid)
+        row = {itemid: r for r, itemid in enumerate(recall.candidates.ids.tolist())}
+        assert set(ids.tolist()) <= set(row)  # served items are recall candidates
+        request = recall.candidates.features[[row[i] for i in ids.tolist()]]
+        np.testing.assert_allclose(scores, scorer.score(userid, ids, request), atol=1e-5, rtol=0)
         timing = resp.headers["Server-Timing"]
         assert all(f"{stage};dur=" in timing for stage in (*STAGES, TOTAL))
+
+
+def test_recall_is_the_union_of_the_four_channels_computed_from_the_offline_artifacts(chain):
+    """Each channel's list, recomputed here from the offline artifacts with the shared channel
+    functions (Elasticsearch queried directly), equals the server's; so do the union's order and
+    request features. And the ranker does serve items that only the item-to-item channels proposed."""
+    settings, paths, app, _, _ = chain
+    client = app.test_client()
+    recommender = app.extensions["recommender"]
+    terms = io.read_id_lists(paths.user_term, "")
+    vectors = io.read_npy(paths.user_vector, "")
+    seen = io.read_id_lists(paths.user_filter, "")
+    recent = io.read_id_lists(paths.user_recent, "")
+    neighbours = {c: _offline_neighbours(paths, c) for c in NEIGHBOUR_CHANNELS}
+    pop_ids, pop_scores = _offline_popular(paths)
+    es = es_index.connect(settings, timeout=30)
+    users = np.random.default_rng(3).choice(sorted(seen), size=min(12, len(seen)), replace=False).tolist()
+    served_by_item_to_item = 0
+    try:
+        for userid in users:
+            es_ids, es_scores = es_index.hybrid_search(
+                es,
+                settings.es_index,
+                terms.get(userid, np.zeros(0, np.int64)).tolist(),
+                vectors[userid],
+                seen[userid],
+                k=CHANNEL_K[channels.ES],
+            )
+            lists = {channels.ES: ChannelList(es_ids, es_scores)}
+            for channel, (ids, weights) in neighbours.items():
+                nb_ids, nb_scores = channels.neighbour_scores(ids[recent[userid]], weights[recent[userid]])
+                lists[channel] = channels.top_unseen(nb_ids, nb_scores, seen[userid], CHANNEL_K[channel])
+            lists[channels.POPULAR] = channels.top_unseen(
+                pop_ids, pop_scores, seen[userid], CHANNEL_K[channels.POPULAR]
+            )
+            expected = channels.union(lists)
+
+            recall = recommender.recall(userid)
+            assert recall is not None and set(recall.lists) == set(CHANNELS)
+            for channel in CHANNELS:
+                np.testing.assert_array_equal(recall.lists[channel].ids, lists[channel].ids, err_msg=channel)
+                np.testing.assert_array_equal(recall.lists[channel].scores, lists[channel].scores, err_msg=channel)
+            np.testing.assert_array_equal(recall.candidates.ids, expected.ids)
+            np.testing.assert_array_equal(recall.candidates.features, expected.features)
+            assert len(lists[channels.EASE].ids) > 0 and len(lists[channels.SEQ].ids) > 0, userid
+
+            served = [it["itemid"] for it in client.post("/ml/rec", json={"userid": userid}).get_json()["item_list"]]
+            item_to_item = set(lists[channels.EASE].ids.tolist()) | set(lists[channels.SEQ].ids.tolist())
+            served_by_item_to_item += len((set(served) & item_to_item) - set(es_ids.tolist()))
+    finally:
+        es.close()
+    assert served_by_item_to_item > 0  # the new channels reach the response, not only the candidate set
+    assert recommender.recall(10_000_000) is None  # unknown user: no recall (the server falls back to popular)
 
 
 def test_size_and_unknown_user_fallback(chain):
@@ -121,9 +202,10 @@ def test_size_and_unknown_user_fallback(chain):
     client = app.test_client()
     assert len(client.post("/ml/rec", json={"userid": 1, "size": 7}).get_json()["item_list"]) == 7
     body = client.post("/ml/rec", json={"userid": 10_000_000}).get_json()
-    popular, _ = popular_items(pd.read_parquet(paths.offline_imp))
+    popular, scores = _offline_popular(paths)
     assert body["fallback"] == "popular"
-    assert [it["itemid"] for it in body["item_list"]] == popular[:RESPONSE_SIZE].tolist()  # most-clicked in train first
+    assert [it["itemid"] for it in body["item_list"]] == popular[:RESPONSE_SIZE].tolist()  # the popular channel
+    np.testing.assert_allclose([it["score"] for it in body["item_list"]], scores[:RESPONSE_SIZE], rtol=1e-6)
     assert client.post("/ml/rec", json={"userid": 1, "size": RECALL_SIZE + 1}).status_code == 400
 
 

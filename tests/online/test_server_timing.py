@@ -90,15 +90,17 @@ def test_metrics_count_each_stage_the_header_reports_once_per_request(client, kn
 
 
 def test_lean_es_fetch_returns_the_plain_query_ranking(client, known_users, settings):
-    """The doc-values / filter_path request must rank exactly like the plain hybrid body."""
+    """The doc-values / filter_path request must rank and score exactly like the plain hybrid body."""
     es = es_index.connect(settings)
     rec = client.application.extensions["recommender"]
     for userid in known_users:
         user = redis_store.read_user(rec.redis, userid)
         plain = es.search(index=settings.es_index, **es_index.hybrid_query(user.terms, user.vector, user.seen, 200))
         expected = [int(h["_id"]) for h in plain["hits"]["hits"]]
-        got = es_index.hybrid_search(es, settings.es_index, user.terms, user.vector, user.seen, k=200)
+        got, scores = es_index.hybrid_search(es, settings.es_index, user.terms, user.vector, user.seen, k=200)
         assert got.tolist() == expected and len(expected) > 0
+        assert scores.dtype == np.float32 and np.all(np.diff(scores) <= 0)
+        np.testing.assert_array_equal(scores, np.array([h["_score"] for h in plain["hits"]["hits"]], np.float32))
 
 
 def test_feast_by_references_equals_feast_by_service(client, known_users, settings):

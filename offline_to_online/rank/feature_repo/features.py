@@ -2,7 +2,7 @@
 
 Feast imports this file on ``feast apply``. The feature names come from
 ``$MLREC_DATA_DIR/offline_to_online/rank/feature_meta.json`` (the one source of truth written by
-``offline/rank/s5_feature_engi.py``): each non-id feature owned by the user side goes into the
+``offline/rank/s6_feature_engi.py``): each non-id feature owned by the user side goes into the
 ``ml_user`` view, each owned by the item side into ``ml_item``. Nothing here is generated text;
 with no meta yet (a fresh checkout), the repository declares nothing and still applies.
 

@@ -92,6 +92,15 @@ def write_json(path: Path, data: Any, **dumps: Any) -> None:
     write_text(path, json.dumps(data, **dumps))
 
 
+def read_json(path: Path, produced_by: str) -> Any:
+    """A JSON artifact, or an error naming the step that writes it."""
+    _require(path, produced_by)
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise _unreadable(path, produced_by, exc) from exc
+
+
 def _require(path: Path, produced_by: str) -> None:
     if not path.is_file():
         raise ArtifactError(f"{path}: not found", f"run `python {produced_by}` first (or `make offline`)")

@@ -23,8 +23,9 @@ SPLIT_SCRIPT = "offline/preprocess/s1_data_split.py"
 TERMS_SCRIPT = "offline/preprocess/s2_term_trans.py"
 TERM_RECALL_SCRIPT = "offline/recall/s3_term_recall.py"
 VECTOR_RECALL_SCRIPT = "offline/recall/s4_vector_recall.py"
-FEATURES_SCRIPT = "offline/rank/s5_feature_engi.py"
-RANK_SCRIPT = "offline/rank/s6_model_train.py"
+ITEM_RECALL_SCRIPT = "offline/recall/s5_item_recall.py"
+FEATURES_SCRIPT = "offline/rank/s6_feature_engi.py"
+RANK_SCRIPT = "offline/rank/s7_model_train.py"
 REDIS_SCRIPT = "offline_to_online/recall/s1_user_to_redis.py"
 ES_SCRIPT = "offline_to_online/recall/s2_item_to_es.py"
 FEAST_SCRIPT = "offline_to_online/rank/s3_feature_to_feast.py"
@@ -42,6 +43,7 @@ STEPS: dict[str, tuple[str, ...]] = {
         TERMS_SCRIPT,
         TERM_RECALL_SCRIPT,
         VECTOR_RECALL_SCRIPT,
+        ITEM_RECALL_SCRIPT,
         FEATURES_SCRIPT,
         RANK_SCRIPT,
     ),
@@ -135,8 +137,29 @@ class Paths:
     def item_vector(self) -> Path:
         return self.o2o_dir / "recall" / "item_vector.npy"
 
+    def neighbours(self, channel: str) -> tuple[Path, Path]:
+        """(ids, weights) of an item-to-item channel's per-item neighbour lists (:mod:`mlrec.offline.neighbours`)."""
+        base = self.o2o_dir / "recall" / f"neighbours_{channel}"
+        return base.with_name(base.name + "_ids.npy"), base.with_name(base.name + "_weights.npy")
+
+    @property
+    def retrieval_params(self) -> Path:
+        """The ALS setting chosen on validation: the training moments refit the same model."""
+        return self.o2o_dir / "recall" / "retrieval.json"
+
+    @property
+    def user_recent(self) -> Path:
+        """Per user: the most recent offline items, most recent first (drives the item-to-item channels)."""
+        return self.o2o_dir / "recall" / "user_recent.parquet"
+
+    @property
+    def popular(self) -> Path:
+        """The popularity channel: recently most popular items and their share (also the unknown-user fallback)."""
+        return self.o2o_dir / "recall" / "popular.parquet"
+
     @property
     def feature_meta(self) -> Path:
+        """The served ranker's feature contract (training, export, Feast, Triton and the server read it)."""
         return self.o2o_dir / "rank" / "feature_meta.json"
 
     @property
@@ -161,8 +184,24 @@ class Paths:
         return self.rank_dir / "test.parquet"
 
     @property
+    def seed_feature_meta(self) -> Path:
+        """The seed's 59-feature contract: the seed-protocol DeepFM (train/test above) only."""
+        return self.rank_dir / "seed_feature_meta.json"
+
+    @property
+    def rank_examples(self) -> Path:
+        """The served ranker's training set: recall candidates at two moments (:mod:`mlrec.offline.candidates`)."""
+        return self.rank_dir / "rank_examples.parquet"
+
+    @property
     def rank_model(self) -> Path:
+        """The served ranker (candidate-trained DeepFM): exported to ONNX for Triton."""
         return self.rank_dir / "deepfm.pt"
+
+    @property
+    def seed_rank_model(self) -> Path:
+        """The seed-protocol DeepFM (rating > 3 among rated items): its test AUC is reported, it is not served."""
+        return self.rank_dir / "deepfm_seed.pt"
 
     @property
     def recall_model(self) -> Path:

@@ -3,7 +3,7 @@
 ``heldout`` what lists are scored against (held-out positives, the protocol in words);
 ``inputs`` the offline artifacts read; ``served`` the running service over HTTP; ``stages`` the
 recall stages in the real Redis + Elasticsearch; ``baselines`` numpy baselines with one shared
-signature, ``item_models`` the math of the fitted ones (EASE, ItemKNN, ALS), ``tuning`` their
+signature, ``mlrec.models.item_item`` holds the math of the fitted ones (EASE, ItemKNN, ALS), ``tuning`` their
 hyperparameters chosen on a validation split of the offline events; ``metrics`` the vectorized
 top-K metrics; ``scoring`` one scoring for every method; ``quality`` the run that ties them
 together; ``report`` the table / JSON / PNG it produces; ``errors`` the user-fixable

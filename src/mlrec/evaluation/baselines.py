@@ -26,9 +26,9 @@ import scipy.sparse
 
 from mlrec.core.constants import ITEMID, LABEL, USERID
 from mlrec.core.paths import VECTOR_RECALL_SCRIPT
-from mlrec.evaluation import item_models
 from mlrec.evaluation.errors import EvaluationError
 from mlrec.evaluation.metrics import PAD
+from mlrec.models import item_item as item_models
 from mlrec.offline.popular import popular_items
 
 Params = Mapping[str, int | float | str | None]  # one grid point: JSON-able hyperparameter values

@@ -27,17 +27,23 @@ from mlrec.evaluation.heldout import protocol, protocol_line
 from mlrec.evaluation.inputs import read_inputs
 from mlrec.evaluation.scoring import MethodScore, same_sets, score_lists, served_within
 from mlrec.evaluation.served import check_k, fetch_served
-from mlrec.evaluation.stages import read_recall_inputs, recall_stage_lists
+from mlrec.evaluation.stages import UNION, UNION_SIZE, channel_lists, read_recall_inputs, recall_stage_lists
 from mlrec.evaluation.tuning import BaselineRun, describe, run_baselines
+from mlrec.offline.channels import CHANNEL_K, EASE, ES, POPULAR, SEQ
 from mlrec.online import es_index, redis_store
+from mlrec.online.recommender import Retriever
 
 __all__ = ["EvaluationError", "QualityReport", "evaluate_quality", "stage_summary"]
 
 # the served system and the recall stages, scored in this order before the baselines:
 # (method name, list it scores, label, where its lists come from)
 SERVICE_METHODS = (
-    ("system", "served", "served: hybrid recall -> DeepFM (Triton)", "HTTP POST /ml/rec"),
-    ("recall_order", "hybrid", "hybrid recall order, before ranking", "Elasticsearch hybrid (served body)"),
+    ("system", "served", "served: 4 recall channels -> DeepFM (Triton)", "HTTP POST /ml/rec"),
+    ("recall_order", UNION, "union of the channels in recall order, before ranking", "Retriever.recall: RRF order"),
+    ("es_channel", ES, "channel: Elasticsearch hybrid (ALS kNN + terms)", "Retriever.recall"),
+    ("ease_channel", EASE, "channel: EASE neighbours of recent items", "Retriever.recall (Redis)"),
+    ("seq_channel", SEQ, "channel: sequential successors of recent items", "Retriever.recall (Redis)"),
+    ("popular_channel", POPULAR, "channel: popular in the last 30 days", "Retriever.recall (Redis)"),
     ("vector_recall", "vector", "vector recall alone", "Elasticsearch kNN (served body minus terms)"),
     (
         "term_recall",
@@ -86,14 +92,17 @@ def stage_summary(
             }
         )
     at = f"recall@{RECALL_SIZE}"
+    channel_recall = {c: by_name[f"{c}_channel"].metrics[f"recall@{CHANNEL_K[c]}"] for c in (ES, EASE, SEQ, POPULAR)}
     return {
         f"candidate_recall@{RECALL_SIZE}": {
             "term": by_name["term_recall"].metrics[at],
             "vector": by_name["vector_recall"].metrics[at],
-            "hybrid": recall_order[at],
+            "union": recall_order[at],
         },
+        "candidate_recall_per_channel": {f"{c}@{CHANNEL_K[c]}": v for c, v in channel_recall.items()},
+        f"candidate_recall_union@{UNION_SIZE}": recall_order[f"recall@{UNION_SIZE}"],
         "ranker_lift": lift,
-        "served_within_hybrid_candidates": served_within(served, stages["hybrid"]),
+        "served_within_union_candidates": served_within(served, stages[UNION]),
         "hybrid_same_set_as_vector": same_sets(stages["hybrid"], stages["vector"]),
     }
 
@@ -121,6 +130,8 @@ def evaluate_quality(
     recall_inputs = read_recall_inputs(redis_store.connect(settings, timeout=10.0), held.userids)
     es = es_index.connect(settings, timeout=30.0)
     stages = recall_stage_lists(es, settings.es_index, recall_inputs, RECALL_SIZE, concurrency)
+    retriever = Retriever(redis_store.connect(settings, timeout=10.0), es, settings.es_index)
+    stages.update(channel_lists(retriever, held.userids, concurrency))
     stage_seconds = time.perf_counter() - t_stage
 
     t_base = time.perf_counter()
@@ -135,7 +146,7 @@ def evaluate_quality(
     runs = run_baselines(BASELINES, base, RECALL_SIZE)
     baseline_seconds = time.perf_counter() - t_base
 
-    score = partial(score_lists, held=held, catalogue_size=n_cat, ks=(*ks, RECALL_SIZE), curve_k=k)
+    score = partial(score_lists, held=held, catalogue_size=n_cat, ks=(*ks, *CHANNEL_K.values(), UNION_SIZE), curve_k=k)
     lists = {"served": served.ranked, **stages}
     methods = [score(name, label, source, lists[scored]) for name, scored, label, source in SERVICE_METHODS]
     methods += [
@@ -175,7 +186,14 @@ def evaluate_quality(
         methods=methods,
         stages=stage_summary({m.name: m for m in methods}, ks, served.ranked, stages),
         timing=timing,
-        config=dict(k=k, concurrency=concurrency, recall_size=RECALL_SIZE, catalogue=n_cat),
+        config=dict(
+            k=k,
+            concurrency=concurrency,
+            recall_size=RECALL_SIZE,
+            union_size=UNION_SIZE,
+            catalogue=n_cat,
+            **{f"k_{c}": v for c, v in CHANNEL_K.items()},
+        ),
     )
 
 

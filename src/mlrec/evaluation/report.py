@@ -17,14 +17,15 @@ from mlrec.evaluation.quality import QualityReport
 PLOTTED = (
     ("system", "-"),
     ("recall_order", "--"),
+    ("ease_channel", ":"),
+    ("seq_channel", ":"),
+    ("es_channel", ":"),
     ("ease", "-."),
     ("itemknn", "-."),
     ("als", "-."),
     ("popular_rated", "-"),
     ("popular", "-"),
     ("mf", "-"),
-    ("vector_recall", ":"),
-    ("term_recall", ":"),
 )
 
 
@@ -57,6 +58,13 @@ def format_table(report: QualityReport) -> str:
     cand = report.stages[f"candidate_recall@{RECALL_SIZE}"]
     lift = report.stages["ranker_lift"]
     lines.append(f"candidate recall@{RECALL_SIZE}: " + ", ".join(f"{s} {v:.4f}" for s, v in cand.items()))
+    per_channel = report.stages["candidate_recall_per_channel"]
+    union_key = next(key for key in report.stages if key.startswith("candidate_recall_union@"))
+    lines.append(
+        "candidate recall per channel: "
+        + ", ".join(f"{c} {v:.4f}" for c, v in per_channel.items())
+        + f"; union (all {union_key.split('@')[1]}) {report.stages[union_key]:.4f}"
+    )
     lines.append(
         "ranker lift (NDCG served - NDCG recall order): " + ", ".join(f"@{k} {lift[f'ndcg@{k}_lift']:+.4f}" for k in ks)
     )

@@ -1,5 +1,9 @@
 """The recall stages' candidate lists, queried in the REAL Elasticsearch with inputs from the REAL Redis.
 
+Two sources. :func:`channel_lists` asks the service's own :class:`~mlrec.online.recommender.Retriever`
+(Redis + Elasticsearch, no Feast, no Triton) for every user's channel lists and their union in recall
+order: the lists the ranker re-orders, so ranker lift = NDCG(served) - NDCG(union's recall order).
+
 Each user's recall inputs (terms, MF vector, seen filter) are read from the same Redis hash the
 service reads, and the search bodies are derived from the service's own
 :func:`mlrec.online.es_index.hybrid_query`: the hybrid body itself (the "recall order" the ranker
@@ -19,9 +23,13 @@ from tqdm import tqdm
 
 from mlrec.core.constants import RECALL_SIZE
 from mlrec.evaluation.metrics import pad_lists
+from mlrec.offline.channels import CHANNEL_K, CHANNELS
 from mlrec.online import es_index, redis_store
+from mlrec.online.recommender import Retriever
 
 STAGES = ("term", "vector", "hybrid")
+UNION = "union"
+UNION_SIZE = sum(CHANNEL_K.values())  # the most candidates the union can hold
 
 
 def read_recall_inputs(
@@ -77,3 +85,20 @@ def recall_stage_lists(
     with ThreadPoolExecutor(max_workers=concurrency) as pool:
         rows = list(tqdm(pool.map(one, users), total=len(users), desc="es stages", unit="user", disable=None))
     return {s: pad_lists([r[s] for r in rows], k) for s in STAGES}
+
+
+def channel_lists(retriever: Retriever, userids: np.ndarray, concurrency: int = 8) -> dict[str, np.ndarray]:
+    """Per channel (padded to its k) and for the union in recall order (padded to ``UNION_SIZE``):
+    ``[users, width]`` lists from the service's own recall path. A user Redis does not hold gets
+    empty lists (the service would answer with the popular fallback)."""
+
+    def one(userid: int) -> dict[str, np.ndarray]:
+        recall = retriever.recall(int(userid))
+        if recall is None:
+            return {name: np.zeros(0, np.int64) for name in (*CHANNELS, UNION)}
+        return {**{c: recall.lists[c].ids for c in CHANNELS}, UNION: recall.candidates.ids}
+
+    with ThreadPoolExecutor(max_workers=concurrency) as pool:
+        rows = list(tqdm(pool.map(one, userids.tolist()), total=len(userids), desc="recall", unit="user", disable=None))
+    widths = {**CHANNEL_K, UNION: UNION_SIZE}
+    return {name: pad_lists([r[name] for r in rows], width) for name, width in widths.items()}

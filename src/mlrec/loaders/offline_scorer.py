@@ -33,13 +33,14 @@ class OfflineScorer:
         self._user_cols = {c: users[c].to_numpy() for c in users.columns}
         self.assembler = FeatureAssembler(self.meta, {c: items[c].to_numpy() for c in items.columns})
 
-    def features(self, userid: int, itemids: np.ndarray) -> np.ndarray:
+    def features(self, userid: int, itemids: np.ndarray, request: np.ndarray | None = None) -> np.ndarray:
+        """Model-input rows; ``request`` = the candidates' raw request features (as the server passes them)."""
         row = self.assembler.user_row(self._user_cols, self._user_pos[int(userid)])
-        return self.assembler.build(int(userid), row, itemids)
+        return self.assembler.build(int(userid), row, itemids, request=request)
 
     def score_features(self, x: np.ndarray) -> np.ndarray:
         with torch.no_grad():
             return self.model(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))).numpy().reshape(-1)
 
-    def score(self, userid: int, itemids: np.ndarray) -> np.ndarray:
-        return self.score_features(self.features(userid, itemids))
+    def score(self, userid: int, itemids: np.ndarray, request: np.ndarray | None = None) -> np.ndarray:
+        return self.score_features(self.features(userid, itemids, request))

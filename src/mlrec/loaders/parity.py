@@ -1,5 +1,10 @@
 """Online == offline: rows built from Feast's served features and scored by Triton must equal the
-offline feature tables scored by the PyTorch checkpoint (:data:`~mlrec.core.paths.PARITY_SCRIPT`)."""
+offline feature tables scored by the PyTorch checkpoint (:data:`~mlrec.core.paths.PARITY_SCRIPT`).
+
+Both sides get the same request features: those of a union of random channel lists built by the
+server's own :func:`mlrec.offline.channels.union`, plus a few items no channel proposed
+(:func:`~mlrec.offline.channels.absent_features`), so the request columns' scaling is checked on
+realistic values, present and absent."""
 
 from __future__ import annotations
 
@@ -14,6 +19,7 @@ from mlrec.core.paths import FEAST_SCRIPT, PARITY_SCRIPT, TRITON_SCRIPT, Paths, 
 from mlrec.core.settings import Settings
 from mlrec.loaders import LoadCheckError
 from mlrec.loaders.offline_scorer import OfflineScorer
+from mlrec.offline.channels import CHANNELS, Candidates, ChannelList, absent_features, union
 from mlrec.online.assemble import FeatureAssembler
 from mlrec.online.feast_store import FeastClient
 from mlrec.online.triton_ranker import TritonRanker
@@ -26,6 +32,20 @@ class ParityReport:
     feature_max_diff: float
     score_max_diff: float
     tolerance: float
+
+
+def random_candidates(rng: np.random.Generator, item_ids: np.ndarray, size: int) -> Candidates:
+    """About ``size`` candidates: a union of one random list per channel (random scores, best first)
+    and a few items outside it with absent-channel features."""
+    per_channel = max(1, size // (len(CHANNELS) + 1))
+    lists = {}
+    for channel in CHANNELS:
+        ids = rng.choice(item_ids, size=min(per_channel, len(item_ids)), replace=False).astype(np.int64)
+        lists[channel] = ChannelList(ids, np.sort(rng.random(len(ids)).astype(np.float32))[::-1])
+    cands = union(lists)
+    pool = np.setdiff1d(item_ids, cands.ids)
+    extra = rng.choice(pool, size=min(max(size - len(cands.ids), 1), len(pool)), replace=False).astype(np.int64)
+    return Candidates(np.r_[cands.ids, extra], np.vstack([cands.features, absent_features(len(extra))]))
 
 
 def check_parity(
@@ -47,12 +67,12 @@ def check_parity(
 
     feature_diff, score_diff, rows = 0.0, 0.0, 0
     for k, uid in enumerate(uids):
-        cand = rng.choice(reference.item_ids, size=min(items_per_user, len(reference.item_ids)), replace=False)
-        x_on = online.build(int(uid), online.user_row(served_users, k), cand)
-        x_off = reference.features(int(uid), cand)
+        cand = random_candidates(rng, reference.item_ids, items_per_user)
+        x_on = online.build(int(uid), online.user_row(served_users, k), cand.ids, request=cand.features)
+        x_off = reference.features(int(uid), cand.ids, cand.features)
         feature_diff = max(feature_diff, float(np.abs(x_on - x_off).max()))
         score_diff = max(score_diff, float(np.abs(ranker.score(x_on) - reference.score_features(x_off)).max()))
-        rows += len(cand)
+        rows += len(cand.ids)
     ranker.close()
     report = ParityReport(rows, len(uids), feature_diff, score_diff, tolerance)
     summary(

@@ -33,8 +33,8 @@ def load_triton(paths: Paths, settings: Settings, repo_root: Path | None = None)
         docker_repo, native_repo = write_model_repositories(
             onnx_path, repo_root or paths.triton_dir, settings.triton_model, meta.n_features
         )
-        test = io.read_parquet(paths.test_features, FEATURES_SCRIPT).iloc[:2000]
-        x = test[meta.names].to_numpy(np.float32, copy=True)
+        rows = io.read_parquet(paths.rank_examples, FEATURES_SCRIPT, columns=meta.names).iloc[-2000:]
+        x = rows.to_numpy(np.float32, copy=True)
         onnx_scores = ort.InferenceSession(str(onnx_path)).run(None, {TRITON_INPUT: x})[0].reshape(-1)
         with torch.no_grad():
             torch_scores = wrapped(torch.from_numpy(x)).numpy().reshape(-1)
@@ -47,7 +47,7 @@ def load_triton(paths: Paths, settings: Settings, repo_root: Path | None = None)
                 "see the Triton log (`make services-status` names it) for why the model failed to load",
             )
     print(
-        f"triton check: ONNX vs PyTorch max |diff| {onnx_diff:.2e} on {len(x)} test rows; "
+        f"triton check: ONNX vs PyTorch max |diff| {onnx_diff:.2e} on {len(x)} candidate rows; "
         f"model {settings.triton_model} ready at {settings.triton_grpc_url}"
     )
     fields = dict(

@@ -35,10 +35,11 @@ class DeepFM(nn.Module):
         embed_dim_side: int = 2,
         mlp_dims: Sequence[int] = (4,),
         dropout: float = 0.2,
+        deep_embeddings: bool = False,
     ) -> None:
         super().__init__()
-        if not sparse_id_dims:
-            raise ValueError("DeepFM needs at least one sparse id field (userid, itemid)")
+        if not sparse_id_dims and not sparse_side_dims:
+            raise ValueError("DeepFM needs at least one sparse field")
         if dense_dim < 0:
             raise ValueError(f"dense_dim must be >= 0, got {dense_dim}")
         self.hparams: dict[str, Any] = {
@@ -49,6 +50,7 @@ class DeepFM(nn.Module):
             "embed_dim_side": int(embed_dim_side),
             "mlp_dims": [int(d) for d in mlp_dims],
             "dropout": float(dropout),
+            "deep_embeddings": bool(deep_embeddings),
         }
         self.n_id = len(sparse_id_dims)
         self.n_side = len(sparse_side_dims)
@@ -57,10 +59,14 @@ class DeepFM(nn.Module):
         self.n_features = self.n_sparse + self.dense_dim
 
         self.linear = FeaturesLinear([*sparse_id_dims, *sparse_side_dims])
-        self.id_embedding = FeaturesEmbedding(sparse_id_dims, embed_dim)
+        self.id_embedding = FeaturesEmbedding(sparse_id_dims, embed_dim) if self.n_id else None
         self.side_embedding = FeaturesEmbedding(sparse_side_dims, embed_dim_side) if self.n_side else None
         self.fm = FactorizationMachine(reduce_sum=True)
-        self.mlp = MultiLayerPerceptron(self.dense_dim, mlp_dims, dropout) if self.dense_dim else None
+        # deep_embeddings: the MLP also reads the side fields' embeddings (shared with the FM, as in the
+        # DeepFM paper); the seed's variant (False) feeds it the dense fields only.
+        self.deep_embeddings = bool(deep_embeddings) and self.n_side > 0
+        deep_in = self.dense_dim + (self.n_side * embed_dim_side if self.deep_embeddings else 0)
+        self.mlp = MultiLayerPerceptron(deep_in, mlp_dims, dropout) if deep_in else None
 
     @classmethod
     def from_meta(cls, meta: FeatureMeta, **hparams: Any) -> DeepFM:
@@ -76,12 +82,18 @@ class DeepFM(nn.Module):
                 "rebuild the model from the current feature meta"
             )
         sparse = x[:, : self.n_sparse].long()
-        groups = [self.id_embedding(sparse[:, : self.n_id])]
-        if self.side_embedding is not None:
-            groups.append(self.side_embedding(sparse[:, self.n_id :]))
+        groups = []
+        if self.id_embedding is not None:
+            groups.append(self.id_embedding(sparse[:, : self.n_id]))
+        side = self.side_embedding(sparse[:, self.n_id :]) if self.side_embedding is not None else None
+        if side is not None:
+            groups.append(side)
         logit = self.linear(sparse) + self.fm(groups)
         if self.mlp is not None:
-            logit = logit + self.mlp(x[:, self.n_sparse :])
+            deep = x[:, self.n_sparse :]
+            if self.deep_embeddings and side is not None:
+                deep = torch.cat([deep, side.flatten(1)], dim=1)
+            logit = logit + self.mlp(deep)
         return logit.squeeze(1)
 
     def predict_proba(self, x: torch.Tensor) -> torch.Tensor:

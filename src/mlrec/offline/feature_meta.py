@@ -18,7 +18,7 @@ from mlrec.core.io import write_json
 from mlrec.core.paths import FEATURES_SCRIPT
 
 Kind = Literal["sparse_id", "sparse_side", "dense"]
-Owner = Literal["user", "item"]
+Owner = Literal["user", "item", "request"]  # request: computed per request from the recall channels, not stored
 KINDS: tuple[str, ...] = ("sparse_id", "sparse_side", "dense")
 
 
@@ -66,6 +66,17 @@ class FeatureMeta:
 
     def of_owner(self, owner: Owner) -> list[Feature]:
         return [f for f in self.features if f.owner == owner]
+
+    def id_space(self, owner: Owner) -> int:
+        """Length of the ``owner``'s id-indexed tables (max id + 1): the id feature's cardinality, or
+        ``extra["n_<owner>s"]`` for a meta that leaves the ids out of the model input."""
+        for f in self.features:
+            if f.kind == "sparse_id" and f.owner == owner:
+                return f.cardinality
+        try:
+            return int(self.extra[f"n_{owner}s"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise FeatureMetaError(f"feature meta has no {owner} id feature and no n_{owner}s", _RERUN) from exc
 
     @property
     def n_features(self) -> int:

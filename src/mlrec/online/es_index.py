@@ -26,10 +26,10 @@ from tqdm import tqdm
 
 from mlrec.core.constants import EMB_DIM, GENRES, ITEMID
 from mlrec.core.errors import MlrecError
+from mlrec.offline.channels import KNN_BOOST, TERM_BOOST
 
 log = logging.getLogger(__name__)
 VECTOR = "item_vector"
-TERM_BOOST, KNN_BOOST = 0.1, 0.9
 
 
 class IndexLoadError(MlrecError, RuntimeError):
@@ -158,12 +158,13 @@ def hybrid_query(terms: list[int], vector: np.ndarray, exclude: np.ndarray, k: i
 # - no stored fields: reading ``_id`` decompresses each hit's stored-field block, which holds the
 #   whole ``_source`` with the vector; the item id comes from doc values instead. Measured on
 #   ml-100k (200 hits): ~9 -> ~4 ms per search and about half of Elasticsearch's CPU per query;
-# - no total-hit count, and ``filter_path`` so the response carries only the ids.
+# - no total-hit count, and ``filter_path`` so the response carries only the ids and their scores
+#   (the score is the "es" channel's request feature, :mod:`mlrec.offline.channels`).
 LEAN_FETCH: dict[str, Any] = {
     "stored_fields": "_none_",
     "docvalue_fields": [ITEMID],
     "track_total_hits": False,
-    "filter_path": f"hits.hits.fields.{ITEMID}",
+    "filter_path": f"hits.hits.fields.{ITEMID},hits.hits._score",
 }
 
 
@@ -175,12 +176,13 @@ def hybrid_search(
     exclude: np.ndarray,
     k: int,
     num_candidates: int = 1000,
-) -> np.ndarray:
-    """Item ids of the hybrid recall, best first (at most ``k``)."""
+) -> tuple[np.ndarray, np.ndarray]:
+    """(item ids int64, Elasticsearch ``_score`` float32) of the hybrid recall, best first (at most ``k``)."""
     body = {key: v for key, v in hybrid_query(terms, vector, exclude, k, num_candidates).items() if key != "_source"}
     res = es.search(index=alias, **body, **LEAN_FETCH)
     hits = res.get("hits", {}).get("hits", [])  # filter_path drops "hits" entirely when nothing matched
-    return np.array([h["fields"][ITEMID][0] for h in hits], dtype=np.int64)
+    ids = np.array([h["fields"][ITEMID][0] for h in hits], dtype=np.int64)
+    return ids, np.array([h["_score"] for h in hits], dtype=np.float32)
 
 
 def term_hit_count(es: Elasticsearch, alias: str, genre: int) -> int:

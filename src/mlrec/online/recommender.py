@@ -1,5 +1,10 @@
 """The online chain: Redis -> Elasticsearch -> Feast -> feature assembly -> Triton -> top K.
 
+Recall (:meth:`Recommender.recall`) has four channels (:mod:`mlrec.offline.channels`): the
+Elasticsearch hybrid search, two item-to-item channels scored from the Redis neighbour lists of
+the user's recent items, and the popular list; the ranker scores their union, with each
+candidate's channel ranks and scores as request features.
+
 Each hop is timed (the timings become the ``Server-Timing`` header and Prometheus histograms) and
 each hop's client errors become one :class:`DependencyUnavailable` naming that hop, so a dead or
 slow service yields a 503 that says which one — never a hang (every client has a timeout) and
@@ -19,7 +24,7 @@ import elasticsearch
 import numpy as np
 import redis
 
-from mlrec.core.constants import ITEMID, RECALL_SIZE, RESPONSE_SIZE, USERID
+from mlrec.core.constants import ITEMID, RESPONSE_SIZE, USERID
 from mlrec.core.contracts import (
     DEPENDENCIES,
     FEAST_ITEM_SERVICE,
@@ -31,6 +36,8 @@ from mlrec.core.contracts import (
     STAGE_TRITON,
     TOTAL,
 )
+from mlrec.offline import channels
+from mlrec.offline.channels import CHANNEL_K, NEIGHBOUR_CHANNELS, Candidates, ChannelList
 from mlrec.offline.feature_meta import FeatureMeta
 from mlrec.online import es_index, redis_store
 from mlrec.online.assemble import FeatureAssembler
@@ -53,6 +60,15 @@ POPULAR = "popular"  # RecResult.fallback for a user the system has never seen
 class RecItem:
     itemid: int
     score: float
+
+
+@dataclass(frozen=True)
+class Recall:
+    """One user's recall: what Redis holds for them, each channel's list, and the union the ranker scores."""
+
+    user: redis_store.UserRecall
+    lists: dict[str, ChannelList]  # by channel name, best first
+    candidates: Candidates  # the union in recall (reciprocal-rank-fusion) order, with request features
 
 
 @dataclass
@@ -89,6 +105,46 @@ class StageTimer:
         return self.ms
 
 
+class Retriever:
+    """The recall half of the chain: Redis and Elasticsearch only (the evaluation uses it alone)."""
+
+    def __init__(self, redis_client: redis.Redis, es: elasticsearch.Elasticsearch, es_alias: str) -> None:
+        self.redis, self.es, self.es_alias = redis_client, es, es_alias
+
+    def recall(self, userid: int, timer: StageTimer | None = None) -> Recall | None:
+        """Every channel's list and their union for a known user; None for a user Redis does not hold.
+
+        Touches Redis and Elasticsearch only (the evaluation calls it directly); ``timer`` collects
+        their stage timings (``recommend`` passes its own, so they land in ``Server-Timing``).
+        """
+        return self.recall_or_popular(userid, timer or StageTimer())[0]
+
+    def recall_or_popular(self, userid: int, timer: StageTimer) -> tuple[Recall | None, ChannelList]:
+        """(the recall or None, the popular list as stored: the unknown user's fallback)."""
+        with timer.stage(STAGE_REDIS):
+            user, (pop_ids, pop_scores) = redis_store.read_user_and_popular(self.redis, userid)
+            popular = ChannelList(pop_ids.astype(np.int64), pop_scores.astype(np.float32))
+            if user is None:
+                return None, popular
+            neighbours = redis_store.read_neighbour_channels(self.redis, user.recent, NEIGHBOUR_CHANNELS)
+        with timer.stage(STAGE_ES):
+            es_ids, es_scores = es_index.hybrid_search(
+                self.es, self.es_alias, user.terms, user.vector, user.seen, k=CHANNEL_K[channels.ES]
+            )
+        lists = {channels.ES: ChannelList(es_ids, es_scores)}
+        for channel in NEIGHBOUR_CHANNELS:
+            nb_ids, nb_weights = neighbours[channel]
+            if len(nb_ids) == 0:  # no recent items (a hash written without them): nothing to vote with
+                lists[channel] = ChannelList.empty()
+                continue
+            ids, scores = channels.neighbour_scores(nb_ids, nb_weights)
+            lists[channel] = channels.top_unseen(ids, scores, user.seen, CHANNEL_K[channel])
+        lists[channels.POPULAR] = channels.top_unseen(
+            popular.ids, popular.scores, user.seen, CHANNEL_K[channels.POPULAR]
+        )
+        return Recall(user, lists, channels.union(lists)), popular
+
+
 class Recommender:
     """Owns one client per service (built once, reused by every request and thread)."""
 
@@ -100,10 +156,10 @@ class Recommender:
         es_alias: str,
         feast: FeastClient,
         ranker: TritonRanker,
-        recall_size: int = RECALL_SIZE,
     ) -> None:
         self.meta, self.redis, self.es, self.es_alias = meta, redis_client, es, es_alias
-        self.feast, self.ranker, self.recall_size = feast, ranker, recall_size
+        self.feast, self.ranker = feast, ranker
+        self.retriever = Retriever(redis_client, es, es_alias)
         self._assembler: FeatureAssembler | None = None
         self._lock = threading.Lock()
 
@@ -113,7 +169,7 @@ class Recommender:
         return self._fetch_items().item_card - 1
 
     def _fetch_items(self) -> FeatureAssembler:
-        card = self.meta.features[self.meta.names.index(ITEMID)].cardinality
+        card = self.meta.id_space("item")
         self.feast.forget()  # a new materialization may come with a new feature service definition
         try:
             items = self.feast.get(FEAST_ITEM_SERVICE, ITEMID, np.arange(1, card))
@@ -131,33 +187,29 @@ class Recommender:
         assembler = self._assembler
         return assembler if assembler is not None else self._fetch_items()
 
-    def _popular(self, size: int) -> list[RecItem]:
-        ids, scores = redis_store.read_popular(self.redis)
-        return [RecItem(int(i), float(s)) for i, s in zip(ids[:size], scores[:size], strict=False)]
-
     # -- the chain -----------------------------------------------------------------------------
+    def recall(self, userid: int, timer: StageTimer | None = None) -> Recall | None:
+        """See :meth:`Retriever.recall`."""
+        return self.retriever.recall(userid, timer)
+
     def recommend(self, userid: int, size: int = RESPONSE_SIZE) -> RecResult:
         timer = StageTimer()
-        with timer.stage(STAGE_REDIS):
-            user = redis_store.read_user(self.redis, userid)
-            popular = self._popular(size) if user is None else []
-        if user is None:
-            return RecResult(userid, popular, fallback=POPULAR, timings_ms=timer.finish())
-        with timer.stage(STAGE_ES):
-            candidates = es_index.hybrid_search(
-                self.es, self.es_alias, user.terms, user.vector, user.seen, k=self.recall_size
-            )
-        if len(candidates) == 0:
+        recall, popular = self.retriever.recall_or_popular(userid, timer)
+        if recall is None:
+            items = [RecItem(int(i), float(s)) for i, s in zip(popular.ids[:size], popular.scores[:size], strict=False)]
+            return RecResult(userid, items, fallback=POPULAR, timings_ms=timer.finish())
+        candidates = recall.candidates
+        if len(candidates.ids) == 0:
             return RecResult(userid, [], timings_ms=timer.finish())
         with timer.stage(STAGE_FEAST):
             user_features = self.feast.get(FEAST_USER_SERVICE, USERID, [userid])
         with timer.stage(STAGE_ASSEMBLE):
             assembler = self.assembler
-            x = assembler.build(userid, assembler.user_row(user_features), candidates)
+            x = assembler.build(userid, assembler.user_row(user_features), candidates.ids, request=candidates.features)
         with timer.stage(STAGE_TRITON):
             scores = self.ranker.score(x)
         order = np.argsort(-scores, kind="stable")[:size]
-        items = [RecItem(int(candidates[i]), float(scores[i])) for i in order]
+        items = [RecItem(int(candidates.ids[i]), float(scores[i])) for i in order]
         return RecResult(userid, items, timings_ms=timer.finish())
 
     # -- health --------------------------------------------------------------------------------

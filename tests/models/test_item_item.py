@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import scipy.sparse
 
-from mlrec.evaluation.item_models import als_factors, cosine_neighbours, ease_weights, gram
+from mlrec.models.item_item import als_factors, cosine_neighbours, ease_weights, gram
 
 
 def binary(seed, users=9, items=7, density=0.4):

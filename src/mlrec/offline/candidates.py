@@ -1,0 +1,252 @@
+"""The served ranker's training set: recall candidates at training moments, labelled by what came next.
+
+The seed trained its ranker on "rating > 3 among rated items", which the server never asks it: at
+serving time the ranker orders the *recall candidates* of a user who has done everything up to now.
+So the examples here are exactly that situation, one step earlier in time, at two **moments**:
+
+=========  ===============================================  =========================================
+moment     channel models and features fit on               labels
+=========  ===============================================  =========================================
+train      each user's offline events except the last 20    the next 10 (offline events -20 .. -11)
+val        each user's offline events except the last 10    the last 10 offline events
+(serving)  every offline event                              the held-out last 10: never used here
+=========  ===============================================  =========================================
+
+At each moment every channel model (ALS vectors, EASE and sequential neighbours, popularity) is
+refit on that moment's events only, each user's candidates come from the same channel functions the
+server calls (:mod:`mlrec.offline.channels`), and every feature is computed from that moment's events
+only (point in time: a later event changes no example). Label = the candidate is one of the user's
+positives (rating > 3) among the next 10 events; negatives = the other candidates (sampled down to
+``max_negatives`` per user) plus a few random unseen items. The ranker trains on the train moment
+and early-stops on the val moment (:mod:`mlrec.offline.pipeline`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import scipy.sparse
+from tqdm import tqdm
+
+from mlrec.core.constants import ITEMID, LABEL, ONLINE_LAST_N, SEED, TS, USERID
+from mlrec.models.als import als_factors
+from mlrec.offline.channels import (
+    CHANNEL_K,
+    EASE,
+    ES,
+    KNN_BOOST,
+    NEIGHBOUR_CHANNELS,
+    POPULAR,
+    POPULAR_DAYS,
+    RECENT_N,
+    REQUEST_FEATURES,
+    SEQ,
+    TERM_BOOST,
+    ChannelList,
+    absent_features,
+    neighbour_scores,
+    top_unseen,
+    union,
+)
+from mlrec.offline.neighbours import ease_neighbours, transition_neighbours
+from mlrec.offline.pit import COUNT_COLUMNS, latest_counts
+from mlrec.offline.split import split_last_events
+from mlrec.offline.terms import user_terms
+
+MOMENT = "moment"
+RECALL_POS = "recall_pos"  # the candidate's position in the union's recall order (not a feature)
+TRAIN_MOMENT, VAL_MOMENT = 0, 1
+USER_ACTIVITY = "user_activity"
+ITEM_POP, ITEM_POP_RECENT, ITEM_AGE = "item_pop", "item_pop_recent", "item_age"
+POPULAR_TOP = 500
+DAY_S = 86400.0
+
+
+@dataclass(frozen=True)
+class CandidateConfig:
+    max_negatives: int = 150  # candidates the user did not pick, sampled per user and moment
+    random_negatives: int = 5  # random unseen items outside the candidates, per user and moment
+    seed: int = SEED
+
+
+@dataclass
+class Moment:
+    """What the server would hold had the offline data ended with ``events``."""
+
+    events: pd.DataFrame  # grouped by user, ordered by time
+    catalogue: np.ndarray  # item ids in Elasticsearch
+    user_vectors: np.ndarray
+    item_vectors: np.ndarray
+    terms: dict[int, list[int]]
+    recent: dict[int, np.ndarray]
+    seen: dict[int, np.ndarray]
+    neighbours: dict[str, tuple[np.ndarray, np.ndarray]]
+    popular: tuple[np.ndarray, np.ndarray]
+    user_dense: dict[str, np.ndarray] = field(default_factory=dict)  # raw values by user id
+    item_dense: dict[str, np.ndarray] = field(default_factory=dict)  # raw values by item id
+
+
+def ordered(events: pd.DataFrame) -> pd.DataFrame:
+    """Rows grouped by user, by time within a user (stable: ties keep file order)."""
+    order = np.lexsort((events[TS].to_numpy(), events[USERID].to_numpy()))
+    return events.iloc[order].reset_index(drop=True)
+
+
+def _per_user(events: pd.DataFrame, values: np.ndarray) -> dict[int, np.ndarray]:
+    users = events[USERID].to_numpy()
+    if len(users) == 0:
+        return {}
+    starts = np.flatnonzero(np.r_[True, users[1:] != users[:-1]])
+    return dict(zip(users[starts].tolist(), np.split(values, starts[1:]), strict=True))
+
+
+def recent_items(events: pd.DataFrame, n: int = RECENT_N) -> dict[int, np.ndarray]:
+    """userid -> the user's ``n`` most recent items, most recent first (``events`` from :func:`ordered`)."""
+    return {u: items[::-1][:n].astype(np.int64) for u, items in _per_user(events, events[ITEMID].to_numpy()).items()}
+
+
+def recent_popular(events: pd.DataFrame, top: int = POPULAR_TOP, days: float = POPULAR_DAYS):
+    """Most interacted-with items of the last ``days`` days of ``events`` (ids, share), ties by all-time count, id."""
+    ts, items = events[TS].to_numpy(), events[ITEMID].to_numpy(np.int64)
+    if len(items) == 0:
+        return np.zeros(0, np.int64), np.zeros(0, np.float32)
+    n = int(items.max()) + 1
+    recent = np.bincount(items[ts >= ts.max() - days * DAY_S], minlength=n)
+    total = np.bincount(items, minlength=n)
+    ids = np.flatnonzero(total)
+    order = np.lexsort((ids, -total[ids], -recent[ids]))[:top]
+    ids = ids[order]
+    return ids, (recent[ids] / max(int(recent.sum()), 1)).astype(np.float32)
+
+
+def entity_features(events: pd.DataFrame, genres: np.ndarray, n_users: int, n_items: int):
+    """The ranker's dense user and item features as of the end of ``events`` (raw, unscaled), by id.
+
+    User: the seed's genre impression/click counts over the latest window, and activity (log events).
+    Item: log popularity overall and over the last ``POPULAR_DAYS`` days, log age in days (since its
+    first event). "Now" is the last timestamp of ``events``: a later event changes nothing here.
+    """
+    ts, items, users = events[TS].to_numpy(), events[ITEMID].to_numpy(np.int64), events[USERID].to_numpy(np.int64)
+    now = float(ts.max()) if len(ts) else 0.0
+    user: dict[str, np.ndarray] = {}
+    latest = latest_counts(events, genres)
+    for column in COUNT_COLUMNS:
+        values = np.zeros(n_users, np.float64)
+        values[latest[USERID].to_numpy()] = latest[column].to_numpy()
+        user[column] = values
+    user[USER_ACTIVITY] = np.log1p(np.bincount(users, minlength=n_users)[:n_users].astype(np.float64))
+    first = np.full(n_items, np.inf)
+    np.minimum.at(first, items, ts.astype(np.float64))
+    item = {
+        ITEM_POP: np.log1p(np.bincount(items, minlength=n_items)[:n_items].astype(np.float64)),
+        ITEM_POP_RECENT: np.log1p(
+            np.bincount(items[ts >= now - POPULAR_DAYS * DAY_S], minlength=n_items)[:n_items].astype(np.float64)
+        ),
+        ITEM_AGE: np.log1p(np.where(np.isfinite(first), (now - first) / DAY_S, 0.0)),
+    }
+    return user, item
+
+
+def fit_moment(
+    events: pd.DataFrame, genres: np.ndarray, n_users: int, n_items: int, catalogue: np.ndarray, als: dict
+) -> Moment:
+    """Refit every channel model and feature table on ``events`` alone."""
+    events = ordered(events)
+    rows, cols = events[USERID].to_numpy(np.int64), events[ITEMID].to_numpy(np.int64)
+    x = scipy.sparse.csr_matrix((np.ones(len(rows), np.float32), (rows, cols)), shape=(n_users, n_items))
+    x.data[:] = 1.0
+    u, v = als_factors(
+        x, int(als["factors"]), float(als["regularization"]), float(als["alpha"]), int(als["iterations"])
+    )
+    user_dense, item_dense = entity_features(events, genres, n_users, n_items)
+    return Moment(
+        events=events,
+        catalogue=catalogue,
+        user_vectors=u.astype(np.float32),
+        item_vectors=v.astype(np.float32),
+        terms=user_terms(latest_counts(events, genres)),
+        recent=recent_items(events),
+        seen=_per_user(events, cols),
+        neighbours={EASE: ease_neighbours(x), SEQ: transition_neighbours(events, n_items)},
+        popular=recent_popular(events),
+        user_dense=user_dense,
+        item_dense=item_dense,
+    )
+
+
+def max_inner_product_score(dot: np.ndarray) -> np.ndarray:
+    """Elasticsearch's ``max_inner_product`` similarity: a positive, order-preserving transform of the dot."""
+    return np.where(dot < 0, 1.0 / (1.0 - np.minimum(dot, 0.0)), dot + 1.0)
+
+
+def es_channel(m: Moment, userid: int, genres: np.ndarray, k: int = CHANNEL_K[ES]) -> ChannelList:
+    """What the served hybrid Elasticsearch query returns: the kNN top k (exact here), scored as ES
+    scores the hybrid: ``KNN_BOOST * max_inner_product(dot) + TERM_BOOST`` when a user term matches."""
+    dot = m.item_vectors[m.catalogue].astype(np.float64) @ m.user_vectors[userid].astype(np.float64)
+    knn = top_unseen(m.catalogue, dot.astype(np.float32), m.seen.get(userid, np.zeros(0, np.int64)), k)
+    terms = m.terms.get(userid, [])
+    match = genres[knn.ids][:, terms].any(axis=1) if terms and len(knn.ids) else np.zeros(len(knn.ids), bool)
+    score = KNN_BOOST * max_inner_product_score(knn.scores.astype(np.float64)) + TERM_BOOST * match
+    order = np.lexsort((knn.ids, -score))
+    return ChannelList(knn.ids[order], score[order].astype(np.float32))
+
+
+def user_channels(m: Moment, userid: int, genres: np.ndarray) -> dict[str, ChannelList]:
+    """Every channel's list for one user, from the moment's models (the server's lists, offline)."""
+    seen = m.seen.get(userid, np.zeros(0, np.int64))
+    recent = m.recent.get(userid, np.zeros(0, np.int64))
+    lists = {ES: es_channel(m, userid, genres)}
+    for channel in NEIGHBOUR_CHANNELS:
+        ids, weights = m.neighbours[channel]
+        nb_ids, nb_scores = neighbour_scores(ids[recent], weights[recent])
+        lists[channel] = top_unseen(nb_ids, nb_scores, seen, CHANNEL_K[channel])
+    lists[POPULAR] = top_unseen(m.popular[0], m.popular[1], seen, CHANNEL_K[POPULAR])
+    return lists
+
+
+def moment_examples(
+    m: Moment, labels: pd.DataFrame, genres: np.ndarray, cfg: CandidateConfig, moment: int
+) -> pd.DataFrame:
+    """Candidate rows of every user with a positive among ``labels`` (the events right after the moment):
+    userid, itemid, label, moment, then the request features."""
+    rng = np.random.default_rng(cfg.seed + moment)
+    positives = ordered(labels.loc[labels[LABEL] == 1])
+    pos_by_user = _per_user(positives, positives[ITEMID].to_numpy(np.int64))
+    parts: dict[str, list[np.ndarray]] = {USERID: [], ITEMID: [], LABEL: [], RECALL_POS: [], "features": []}
+    users = [u for u in sorted(pos_by_user) if u in m.seen]
+    for userid in tqdm(users, desc=f"candidates (moment {moment})", unit="user", disable=None):
+        cands = union(user_channels(m, userid, genres))
+        label = np.isin(cands.ids, pos_by_user[userid])
+        neg = np.flatnonzero(~label)
+        if len(neg) > cfg.max_negatives:
+            neg = rng.choice(neg, cfg.max_negatives, replace=False)
+        keep = np.sort(np.r_[np.flatnonzero(label), neg])
+        ids, feats, y, pos = cands.ids[keep], cands.features[keep], label[keep], keep
+        pool = np.setdiff1d(m.catalogue, np.r_[cands.ids, m.seen[userid], pos_by_user[userid]])
+        if cfg.random_negatives and len(pool):
+            extra = rng.choice(pool, min(cfg.random_negatives, len(pool)), replace=False)
+            ids = np.r_[ids, extra]
+            feats = np.vstack([feats, absent_features(len(extra))])
+            y = np.r_[y, np.zeros(len(extra), bool)]
+            pos = np.r_[pos, len(cands.ids) + np.arange(len(extra))]
+        for key, values in ((USERID, np.full(len(ids), userid)), (ITEMID, ids), (LABEL, y), (RECALL_POS, pos)):
+            parts[key].append(values)
+        parts["features"].append(feats)
+    if not users:
+        return pd.DataFrame()
+    frame = pd.DataFrame(np.concatenate(parts.pop("features")), columns=list(REQUEST_FEATURES))
+    frame.insert(0, RECALL_POS, np.concatenate(parts[RECALL_POS]).astype(np.int32))
+    frame.insert(0, MOMENT, np.int8(moment))
+    frame.insert(0, LABEL, np.concatenate(parts[LABEL]).astype(np.int8))
+    frame.insert(0, ITEMID, np.concatenate(parts[ITEMID]).astype(np.int64))
+    frame.insert(0, USERID, np.concatenate(parts[USERID]).astype(np.int64))
+    return frame
+
+
+def training_moments(offline: pd.DataFrame, last_n: int = ONLINE_LAST_N):
+    """((train events, train labels), (val events, val labels)) carved from the offline events only."""
+    val_events, val_labels = split_last_events(offline, last_n)
+    train_events, train_labels = split_last_events(val_events, last_n)
+    return (train_events, train_labels), (val_events, val_labels)
