@@ -28,7 +28,6 @@ from mlrec.core.paths import (
     Paths,
     step_name,
 )
-from mlrec.offline.candidates import MOMENT
 from mlrec.offline.features import ISVAL, build_features
 from mlrec.offline.pit import item_genre_lists, item_genre_matrix, latest_counts, pit_counts, seen_items
 from mlrec.offline.split import split_ratings
@@ -159,6 +158,7 @@ def run_features(paths: Paths, cfg=None) -> dict:
     candidate examples at two training moments, its feature meta and its Feast tables."""
     from mlrec.data.movielens import load_movies, load_users
     from mlrec.offline.candidates import (
+        MOMENT,
         TRAIN_MOMENT,
         VAL_MOMENT,
         CandidateConfig,
@@ -349,7 +349,7 @@ def run_rank_train(paths: Paths, cfg=None) -> dict:
     import torch
 
     from mlrec.models import DeepFM, save_checkpoint
-    from mlrec.offline.candidates import RECALL_POS, TRAIN_MOMENT, VAL_MOMENT
+    from mlrec.offline.candidates import MOMENT, RECALL_POS, TRAIN_MOMENT, VAL_MOMENT
     from mlrec.offline.feature_meta import FeatureMeta
     from mlrec.offline.train import TrainConfig, fit, fit_epochs, predict_logits
 
