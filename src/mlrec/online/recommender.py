@@ -53,6 +53,7 @@ _ERRORS: dict[str, tuple[type[Exception], ...]] = {
     STAGE_FEAST: (FeastError,),
     STAGE_TRITON: (TritonError,),
 }
+ITEM_FETCH_TIMEOUT_S = 30.0  # the catalogue's item features, fetched once at start and on refresh
 POPULAR = "popular"  # RecResult.fallback for a user the system has never seen
 
 
@@ -171,8 +172,11 @@ class Recommender:
     def _fetch_items(self) -> FeatureAssembler:
         card = self.meta.id_space("item")
         self.feast.forget()  # a new materialization may come with a new feature service definition
+        # One bulk call for the whole catalogue (thousands of items), so not the per-request timeout:
+        # a busy feature server missed 2 s on 3,700 items and every request then answered 503.
+        bulk = FeastClient(self.feast.url, timeout_s=max(ITEM_FETCH_TIMEOUT_S, self.feast.timeout_s), pool_size=1)
         try:
-            items = self.feast.get(FEAST_ITEM_SERVICE, ITEMID, np.arange(1, card))
+            items = bulk.get(FEAST_ITEM_SERVICE, ITEMID, np.arange(1, card))
         except FeastError as exc:
             raise DependencyUnavailable(
                 DEPENDENCIES[STAGE_FEAST], "item features: " + type(exc.__cause__ or exc).__name__
