@@ -73,3 +73,12 @@ def test_each_stage_is_numbered_in_run_order():
     names = [step_name(s) for s in ALL_SCRIPTS]
     assert len(set(names)) == len(names)  # each step's key in metrics.json is its own
     assert step_name(DATA_SCRIPT) == "s0_get_data"
+
+
+@pytest.mark.parametrize("doc", ["README.md", "docs/docker.md"])
+def test_the_step_by_step_docs_list_every_offline_and_load_script_in_registry_order(doc):
+    """The documented "run it step by step" lists are the registry too: a new step cannot be left out."""
+    text = (REPO_ROOT / doc).read_text()
+    listed = re.findall(r"^python ((?:offline|offline_to_online)/\S+\.py)", text, flags=re.MULTILINE)
+    expected = [s for s in (*STEPS["offline"], *STEPS["load"])]
+    assert listed == expected
