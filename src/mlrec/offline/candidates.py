@@ -52,6 +52,7 @@ from mlrec.offline.channels import (
 )
 from mlrec.offline.neighbours import ease_neighbours, transition_neighbours
 from mlrec.offline.pit import COUNT_COLUMNS, latest_counts
+from mlrec.offline.popular import DAY_S, recent_popular
 from mlrec.offline.split import split_last_events
 from mlrec.offline.terms import user_terms
 
@@ -60,8 +61,6 @@ RECALL_POS = "recall_pos"  # the candidate's position in the union's recall orde
 TRAIN_MOMENT, VAL_MOMENT = 0, 1
 USER_ACTIVITY = "user_activity"
 ITEM_POP, ITEM_POP_RECENT, ITEM_AGE = "item_pop", "item_pop_recent", "item_age"
-POPULAR_TOP = 500
-DAY_S = 86400.0
 
 
 @dataclass(frozen=True)
@@ -107,21 +106,9 @@ def recent_items(events: pd.DataFrame, n: int = RECENT_N) -> dict[int, np.ndarra
     return {u: items[::-1][:n].astype(np.int64) for u, items in _per_user(events, events[ITEMID].to_numpy()).items()}
 
 
-def recent_popular(events: pd.DataFrame, top: int = POPULAR_TOP, days: float = POPULAR_DAYS):
-    """Most interacted-with items of the last ``days`` days of ``events`` (ids, share), ties by all-time count, id."""
-    ts, items = events[TS].to_numpy(), events[ITEMID].to_numpy(np.int64)
-    if len(items) == 0:
-        return np.zeros(0, np.int64), np.zeros(0, np.float32)
-    n = int(items.max()) + 1
-    recent = np.bincount(items[ts >= ts.max() - days * DAY_S], minlength=n)
-    total = np.bincount(items, minlength=n)
-    ids = np.flatnonzero(total)
-    order = np.lexsort((ids, -total[ids], -recent[ids]))[:top]
-    ids = ids[order]
-    return ids, (recent[ids] / max(int(recent.sum()), 1)).astype(np.float32)
-
-
-def entity_features(events: pd.DataFrame, genres: np.ndarray, n_users: int, n_items: int):
+def entity_features(
+    events: pd.DataFrame, genres: np.ndarray, n_users: int, n_items: int
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     """The ranker's dense user and item features as of the end of ``events`` (raw, unscaled), by id.
 
     User: the seed's genre impression/click counts over the latest window, and activity (log events).
@@ -245,7 +232,9 @@ def moment_examples(
     return frame
 
 
-def training_moments(offline: pd.DataFrame, last_n: int = ONLINE_LAST_N):
+def training_moments(
+    offline: pd.DataFrame, last_n: int = ONLINE_LAST_N
+) -> tuple[tuple[pd.DataFrame, pd.DataFrame], tuple[pd.DataFrame, pd.DataFrame]]:
     """((train events, train labels), (val events, val labels)) carved from the offline events only."""
     val_events, val_labels = split_last_events(offline, last_n)
     train_events, train_labels = split_last_events(val_events, last_n)
