@@ -1,4 +1,5 @@
-"""DeepFM ranker over the 59-feature contract of :class:`mlrec.offline.feature_meta.FeatureMeta`.
+"""DeepFM ranker over a feature contract of :class:`mlrec.offline.feature_meta.FeatureMeta`: the seed's 59
+features (the seed protocol) or the served ranker's (:mod:`mlrec.offline.rank_features`, no id fields).
 
 The input is ONE float32 tensor in ``meta.names`` order (sparse id fields, sparse side fields,
 dense fields) because that is what the exported ONNX model receives from Triton (``ml_input``);

@@ -2,8 +2,9 @@
 
 Written once by feature engineering (:data:`~mlrec.core.paths.FEATURES_SCRIPT`) and read by everything
 else — training, ONNX export, the Feast feature views, the Triton config and the online server —
-so no component re-declares the 59 features. The model input is one float32 row per (user, item)
-in :attr:`FeatureMeta.names` order: sparse id fields, then sparse side fields, then dense fields.
+so no component re-declares the features (the seed's 59, or the served ranker's ~70). The model input
+is one float32 row per (user, item) in :attr:`FeatureMeta.names` order: sparse id fields, then sparse
+side fields, then dense fields (user, item, and request-time features, see :data:`Owner`).
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""Step 5: the ranking feature set (59 features on ML-1M) and its saved meta.
+"""The seed protocol's ranking feature set (59 features on ML-1M) and its saved meta (step 6 writes it
+beside the served ranker's candidate examples, :mod:`mlrec.offline.rank_features`).
 
 Candidates, in model-input order:
 - sparse id:   userid, itemid (one embedding row per id; 0 = unknown)
