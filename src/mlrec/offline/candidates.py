@@ -27,7 +27,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-import scipy.sparse
 from tqdm import tqdm
 
 from mlrec.core.constants import ITEMID, LABEL, ONLINE_LAST_N, SEED, TS, USERID
@@ -51,9 +50,10 @@ from mlrec.offline.channels import (
     union,
 )
 from mlrec.offline.neighbours import ease_neighbours, transition_neighbours
-from mlrec.offline.pit import COUNT_COLUMNS, latest_counts
+from mlrec.offline.pit import COUNT_COLUMNS, latest_counts, seen_items
 from mlrec.offline.popular import DAY_S, recent_popular
-from mlrec.offline.split import split_last_events
+from mlrec.offline.retrieval import interactions
+from mlrec.offline.split import ordered, split_last_events
 from mlrec.offline.terms import user_terms
 
 MOMENT = "moment"
@@ -87,23 +87,9 @@ class Moment:
     item_dense: dict[str, np.ndarray] = field(default_factory=dict)  # raw values by item id
 
 
-def ordered(events: pd.DataFrame) -> pd.DataFrame:
-    """Rows grouped by user, by time within a user (stable: ties keep file order)."""
-    order = np.lexsort((events[TS].to_numpy(), events[USERID].to_numpy()))
-    return events.iloc[order].reset_index(drop=True)
-
-
-def _per_user(events: pd.DataFrame, values: np.ndarray) -> dict[int, np.ndarray]:
-    users = events[USERID].to_numpy()
-    if len(users) == 0:
-        return {}
-    starts = np.flatnonzero(np.r_[True, users[1:] != users[:-1]])
-    return dict(zip(users[starts].tolist(), np.split(values, starts[1:]), strict=True))
-
-
 def recent_items(events: pd.DataFrame, n: int = RECENT_N) -> dict[int, np.ndarray]:
     """userid -> the user's ``n`` most recent items, most recent first (``events`` from :func:`ordered`)."""
-    return {u: items[::-1][:n].astype(np.int64) for u, items in _per_user(events, events[ITEMID].to_numpy()).items()}
+    return {u: items[::-1][:n].astype(np.int64) for u, items in seen_items(events).items()}
 
 
 def entity_features(
@@ -141,9 +127,7 @@ def fit_moment(
 ) -> Moment:
     """Refit every channel model and feature table on ``events`` alone."""
     events = ordered(events)
-    rows, cols = events[USERID].to_numpy(np.int64), events[ITEMID].to_numpy(np.int64)
-    x = scipy.sparse.csr_matrix((np.ones(len(rows), np.float32), (rows, cols)), shape=(n_users, n_items))
-    x.data[:] = 1.0
+    x = interactions(events, n_users, n_items)
     u, v = als_factors(
         x, int(als["factors"]), float(als["regularization"]), float(als["alpha"]), int(als["iterations"])
     )
@@ -155,7 +139,7 @@ def fit_moment(
         item_vectors=v.astype(np.float32),
         terms=user_terms(latest_counts(events, genres)),
         recent=recent_items(events),
-        seen=_per_user(events, cols),
+        seen=seen_items(events),
         neighbours={EASE: ease_neighbours(x), SEQ: transition_neighbours(events, n_items)},
         popular=recent_popular(events),
         user_dense=user_dense,
@@ -200,7 +184,7 @@ def moment_examples(
     userid, itemid, label, moment, then the request features."""
     rng = np.random.default_rng(cfg.seed + moment)
     positives = ordered(labels.loc[labels[LABEL] == 1])
-    pos_by_user = _per_user(positives, positives[ITEMID].to_numpy(np.int64))
+    pos_by_user = seen_items(positives)
     parts: dict[str, list[np.ndarray]] = {USERID: [], ITEMID: [], LABEL: [], RECALL_POS: [], "features": []}
     users = [u for u in sorted(pos_by_user) if u in m.seen]
     for userid in tqdm(users, desc=f"candidates (moment {moment})", unit="user", disable=None):

@@ -59,6 +59,14 @@ class _Candidate:
     rows: np.ndarray | None = None  # per offline row; None = gather table by the owner's id
 
 
+# the user's vocabulary-coded side fields, in model-input order (the seed's and the served ranker's)
+USER_CODES: tuple[tuple[str, dict], ...] = (
+    (GENDER, GENDER_MAPPING),
+    (AGE, AGE_MAPPING),
+    (OCCUPATION, OCCUPATION_MAPPING),
+)
+
+
 def user_code_table(users: pd.DataFrame, column: str, mapping: dict) -> np.ndarray:
     """Vocabulary codes of one user column, indexed by userid (unknown values -> 0)."""
     table = np.zeros(int(users[USERID].max()) + 1, dtype=np.int64)
@@ -74,7 +82,7 @@ def _candidates(users, genres, offline, pit, latest) -> list[_Candidate]:
         _Candidate(USERID, "sparse_id", "user", n_users, np.arange(n_users)),
         _Candidate(ITEMID, "sparse_id", "item", n_items, np.arange(n_items)),
     ]
-    for column, mapping in ((GENDER, GENDER_MAPPING), (AGE, AGE_MAPPING), (OCCUPATION, OCCUPATION_MAPPING)):
+    for column, mapping in USER_CODES:
         cands.append(_Candidate(column, "sparse_side", "user", len(mapping), user_code_table(users, column, mapping)))
     for g in range(N_GENRES):
         cands.append(_Candidate(f"item_g{g}", "sparse_side", "item", 2, genres[:, g].astype(np.int64)))

@@ -25,21 +25,15 @@ import numpy as np
 import pandas as pd
 
 from mlrec.core.constants import (
-    AGE,
-    AGE_MAPPING,
-    GENDER,
-    GENDER_MAPPING,
     ITEMID,
     LABEL,
     N_GENRES,
-    OCCUPATION,
-    OCCUPATION_MAPPING,
     USERID,
 )
 from mlrec.offline.candidates import MOMENT, RECALL_POS, TRAIN_MOMENT, Moment
 from mlrec.offline.channels import REQUEST_FEATURES
 from mlrec.offline.feature_meta import Feature, FeatureMeta, Kind, Owner
-from mlrec.offline.features import user_code_table
+from mlrec.offline.features import USER_CODES, user_code_table
 
 
 @dataclass(frozen=True)
@@ -52,7 +46,7 @@ class _Column:
 
 def _columns(moment: Moment, n_users: int, n_items: int) -> list[_Column]:
     cols = []  # no id fields: see the module docstring
-    for column, mapping in ((GENDER, GENDER_MAPPING), (AGE, AGE_MAPPING), (OCCUPATION, OCCUPATION_MAPPING)):
+    for column, mapping in USER_CODES:
         cols.append(_Column(column, "sparse_side", "user", len(mapping)))
     cols += [_Column(f"item_g{g}", "sparse_side", "item", 2) for g in range(N_GENRES)]
     cols += [_Column(name, "dense", "user") for name in moment.user_dense]
@@ -64,7 +58,7 @@ def _columns(moment: Moment, n_users: int, n_items: int) -> list[_Column]:
 def _static_tables(users: pd.DataFrame, genres: np.ndarray, n_users: int) -> dict[str, np.ndarray]:
     """Values that do not change with time, by owner id: user codes and item genre flags."""
     tables: dict[str, np.ndarray] = {}
-    for column, mapping in ((GENDER, GENDER_MAPPING), (AGE, AGE_MAPPING), (OCCUPATION, OCCUPATION_MAPPING)):
+    for column, mapping in USER_CODES:
         codes = np.zeros(n_users, np.float64)
         t = user_code_table(users, column, mapping)
         codes[: min(len(t), n_users)] = t[:n_users]

@@ -70,6 +70,12 @@ def split_ratings(
     return Split(offline=offline, online=online)
 
 
+def ordered(events: pd.DataFrame) -> pd.DataFrame:
+    """Rows grouped by user, by time within a user (a stable sort: ties keep file order)."""
+    order = np.lexsort((events[TS].to_numpy(), events[USERID].to_numpy()))
+    return events.iloc[order].reset_index(drop=True)
+
+
 def split_last_events(events: pd.DataFrame, last_n: int = ONLINE_LAST_N) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(earlier events, each user's last ``last_n`` events; all of them if fewer), by time.
 
@@ -77,8 +83,7 @@ def split_last_events(events: pd.DataFrame, last_n: int = ONLINE_LAST_N) -> tupl
     retrieval vectors, the evaluation's baselines) is chosen on, carved from the offline events so
     the held-out last 10 are never seen. Ties keep file order (a stable sort), as in the split.
     """
-    order = np.lexsort((events[TS].to_numpy(), events[USERID].to_numpy()))
-    ordered = events.iloc[order].reset_index(drop=True)
-    rank, count = user_ranks(ordered[USERID].to_numpy())
+    events = ordered(events)
+    rank, count = user_ranks(events[USERID].to_numpy())
     last = rank >= count - last_n
-    return ordered.loc[~last].reset_index(drop=True), ordered.loc[last].reset_index(drop=True)
+    return events.loc[~last].reset_index(drop=True), events.loc[last].reset_index(drop=True)

@@ -84,20 +84,20 @@ class FeastClient:
         with self._refs_lock:
             self._refs.clear()
 
-    def _post(self, body: dict) -> tuple[int, bytes]:
+    def _post(self, body: dict, timeout_s: float | None = None) -> tuple[int, bytes]:
         endpoint = f"{self.url}/get-online-features"
         resp = self._pool.request(
             "POST",
             endpoint,
             body=json.dumps(body).encode(),
             headers={"Content-Type": "application/json"},
-            timeout=self.timeout_s,
+            timeout=timeout_s or self.timeout_s,
         )
         return resp.status, resp.data
 
-    def _request(self, body: dict) -> dict:
+    def _request(self, body: dict, timeout_s: float | None = None) -> dict:
         try:
-            status, content = self._post(body)
+            status, content = self._post(body, timeout_s)
         except urllib3.exceptions.HTTPError as exc:
             raise FeastUnreachable(f"feast at {self.url}: {type(exc).__name__}") from exc
         if status != 200:
@@ -126,21 +126,25 @@ class FeastClient:
                 self._refs[service] = refs
         return refs
 
-    def get(self, service: str, key: str, ids: list[int] | np.ndarray) -> dict[str, np.ndarray]:
-        """Feature name -> values aligned with ``ids`` (float features as float32; missing -> NaN)."""
+    def get(
+        self, service: str, key: str, ids: list[int] | np.ndarray, timeout_s: float | None = None
+    ) -> dict[str, np.ndarray]:
+        """Feature name -> values aligned with ``ids`` (float features as float32; missing -> NaN).
+
+        ``timeout_s`` overrides the client's per-request timeout for this call (a bulk fetch)."""
         entities = {key: [int(i) for i in ids]}
         probe = entities[key][0] if entities[key] else 0
         try:
-            columns = self._request({"features": self.feature_refs(service, key, probe), "entities": entities})[
-                "columns"
-            ]
+            columns = self._request(
+                {"features": self.feature_refs(service, key, probe), "entities": entities}, timeout_s
+            )["columns"]
         except FeastUnreachable:
             raise
         except FeastError:  # the server answered: the service may have changed, resolve again, once
             self.forget()
-            columns = self._request({"features": self.feature_refs(service, key, probe), "entities": entities})[
-                "columns"
-            ]
+            columns = self._request(
+                {"features": self.feature_refs(service, key, probe), "entities": entities}, timeout_s
+            )["columns"]
         out = {}
         for name, values in columns.items():
             if name == key:

@@ -135,9 +135,6 @@ class Retriever:
         lists = {channels.ES: ChannelList(es_ids, es_scores)}
         for channel in NEIGHBOUR_CHANNELS:
             nb_ids, nb_weights = neighbours[channel]
-            if len(nb_ids) == 0:  # no recent items (a hash written without them): nothing to vote with
-                lists[channel] = ChannelList.empty()
-                continue
             ids, scores = channels.neighbour_scores(nb_ids, nb_weights)
             lists[channel] = channels.top_unseen(ids, scores, user.seen, CHANNEL_K[channel])
         lists[channels.POPULAR] = channels.top_unseen(
@@ -174,9 +171,9 @@ class Recommender:
         self.feast.forget()  # a new materialization may come with a new feature service definition
         # One bulk call for the whole catalogue (thousands of items), so not the per-request timeout:
         # a busy feature server missed 2 s on 3,700 items and every request then answered 503.
-        bulk = FeastClient(self.feast.url, timeout_s=max(ITEM_FETCH_TIMEOUT_S, self.feast.timeout_s), pool_size=1)
+        timeout_s = max(ITEM_FETCH_TIMEOUT_S, self.feast.timeout_s)
         try:
-            items = bulk.get(FEAST_ITEM_SERVICE, ITEMID, np.arange(1, card))
+            items = self.feast.get(FEAST_ITEM_SERVICE, ITEMID, np.arange(1, card), timeout_s=timeout_s)
         except FeastError as exc:
             raise DependencyUnavailable(
                 DEPENDENCIES[STAGE_FEAST], "item features: " + type(exc.__cause__ or exc).__name__
