@@ -417,5 +417,7 @@ def run_rank_train(paths: Paths, cfg=None) -> dict:
         history=[asdict(h) for h in result.history],
         seconds=round(t["seconds"] + t_served["seconds"], 3),
     )
+    # the seed protocol's AUCs get a line of their own: the step's line prints scalars only
+    summary(f"{step_name(RANK_SCRIPT)}: seed protocol", None, **fields["seed_protocol"])
     summary(step_name(RANK_SCRIPT), paths.metrics, **fields)
     return fields
