@@ -15,6 +15,7 @@ from mlrec.models import (
     MODELS,
     CheckpointError,
     DeepFM,
+    DeepFMEnsemble,
     MatrixFactorization,
     WithSigmoid,
     build_model,
@@ -66,6 +67,7 @@ def random_rows(meta: FeatureMeta, n: int, seed: int = 0) -> torch.Tensor:
         ("mf", lambda: MatrixFactorization(4, 5)),
         ("deepfm", lambda: DeepFM.from_meta(small_meta())),
         ("deepfm", lambda: DeepFM.from_meta(served_meta(), mlp_dims=(8, 4), deep_embeddings=True)),
+        ("deepfm_ensemble", lambda: DeepFMEnsemble(3, **DeepFM.from_meta(served_meta(), mlp_dims=(8, 4)).hparams)),
     ],
 )
 def test_registry_rebuilds_each_model_from_its_hparams(name, make):
@@ -76,7 +78,7 @@ def test_registry_rebuilds_each_model_from_its_hparams(name, make):
 
 
 def test_unknown_model_name_is_refused():
-    with pytest.raises(KeyError, match="registered: \\['deepfm', 'mf'\\]"):
+    with pytest.raises(KeyError, match="registered: \\['deepfm', 'deepfm_ensemble', 'mf'\\]"):
         build_model("gbdt", {})
 
 
@@ -186,6 +188,25 @@ def test_deepfm_overfits_one_small_batch():
     assert loss.item() < 0.2 * first, (first, loss.item())
 
 
+def test_ensemble_scores_the_mean_of_its_members_logits():
+    """DeepFMEnsemble.of copies trained models; its logit is their mean (ONNX: the export tests below)."""
+    meta = served_meta()
+    models = []
+    for seed in range(3):
+        torch.manual_seed(seed)
+        models.append(DeepFM.from_meta(meta, mlp_dims=(8, 4), deep_embeddings=True).eval())
+    ensemble = DeepFMEnsemble.of(models)
+    x = random_rows(meta, 16)
+    with torch.no_grad():
+        expected = torch.stack([m(x) for m in models]).mean(dim=0)
+        torch.testing.assert_close(ensemble(x), expected)
+        assert not torch.allclose(models[0](x), expected)  # the members differ, so the mean is not one of them
+    with pytest.raises(ValueError, match="same hyper-parameters"):
+        DeepFMEnsemble.of([models[0], DeepFM.from_meta(meta, mlp_dims=(4,))])
+    with pytest.raises(ValueError, match="members must be >= 1"):
+        DeepFMEnsemble(0, **models[0].hparams)
+
+
 @pytest.mark.parametrize("name", ["mf", "deepfm", "deepfm-served"])
 def test_checkpoint_round_trip_gives_identical_outputs(tmp_path, name):
     torch.manual_seed(0)
@@ -250,19 +271,24 @@ def test_with_sigmoid_keeps_the_wrapped_models_mode():
 # -- ONNX export: the production export_onnx on a checkpoint + meta saved by the production functions --
 
 
-@pytest.fixture(scope="module", params=["seed", "served"])
+@pytest.fixture(scope="module", params=["seed", "served", "ensemble"])
 def trained(request, tmp_path_factory):
     """A tiny DeepFM fitted by the training loop (so batch norm holds real running stats), saved as
     the pipeline saves it: its checkpoint with the feature names, and the feature meta beside it.
-    Twice: the seed's layout (id fields) and the served one (no ids, MLP over the side embeddings)."""
+    Three times: the seed's layout (id fields), the served one (no ids, MLP over the side embeddings),
+    and the served ranker as the pipeline saves it, a mean of such models."""
     meta = small_meta() if request.param == "seed" else served_meta()
     x = random_rows(meta, 512, seed=1)
     y = (x[:, -1] + 0.5 * x[:, -2] > 0).float()  # clicks follow two dense fields
-    torch.manual_seed(0)
-    model = DeepFM.from_meta(meta, mlp_dims=(8,), deep_embeddings=request.param == "served")
-    fit(model, x[:384], y[:384], x[384:], y[384:], TrainConfig(epochs=3, batch_size=64, patience=3))
+    members = []
+    for seed in range(3 if request.param == "ensemble" else 1):
+        torch.manual_seed(seed)
+        member = DeepFM.from_meta(meta, mlp_dims=(8,), deep_embeddings=request.param != "seed")
+        fit(member, x[:384], y[:384], x[384:], y[384:], TrainConfig(epochs=3, batch_size=64, patience=3, seed=seed))
+        members.append(member)
+    model, name = (DeepFMEnsemble.of(members), "deepfm_ensemble") if len(members) > 1 else (members[0], "deepfm")
     paths = Paths(tmp_path_factory.mktemp("export"))
-    save_checkpoint(paths.rank_model, model, "deepfm", model.hparams, extra={"feature_names": meta.names})
+    save_checkpoint(paths.rank_model, model, name, model.hparams, extra={"feature_names": meta.names})
     meta.save(paths.feature_meta)
     return paths, meta, WithSigmoid(model).eval()
 

@@ -11,6 +11,7 @@ loads into the services too, so the pipeline is trained once per test run.
 """
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -32,7 +33,7 @@ from mlrec.core.paths import (
 from mlrec.data import active_raw_dir
 from mlrec.data.movielens import load_movies, load_users
 from mlrec.evaluation.metrics import ndcg_at_k
-from mlrec.models import DeepFM, build_model, load_checkpoint
+from mlrec.models import DeepFM, DeepFMEnsemble, build_model, load_checkpoint
 from mlrec.offline.candidates import (
     MOMENT,
     RECALL_POS,
@@ -47,7 +48,7 @@ from mlrec.offline.channels import EASE, REQUEST_FEATURES, SEQ
 from mlrec.offline.feature_meta import FeatureMeta
 from mlrec.offline.features import ISVAL, validation_mask
 from mlrec.offline.neighbours import ease_neighbours, transition_neighbours
-from mlrec.offline.pipeline import SERVED_RANKER, _within_candidates_ndcg
+from mlrec.offline.pipeline import SERVED_MEMBERS, SERVED_RANKER, _within_candidates_ndcg, seed_protocol_config
 from mlrec.offline.pit import item_genre_matrix
 from mlrec.offline.retrieval import interactions, train_retrieval
 from mlrec.offline.train import fit, fit_epochs, predict_logits, roc_auc
@@ -228,7 +229,8 @@ def test_seed_ranker_learned_the_planted_structure_and_saved_its_refit(run, offl
     """Early stopping chose the epoch count on validation; the seed-protocol checkpoint is the refit on
     all train rows for that many epochs (so it has seen the validation slice) and scores the test set as reported."""
     paths, out = run
-    seed, cfg = out["rank"]["seed_protocol"], offline_run.cfg
+    seed, cfg = out["rank"]["seed_protocol"], seed_protocol_config(offline_run.cfg)
+    assert (seed["lr"], seed["weight_decay"]) == (cfg.lr, cfg.weight_decay)
     assert seed["test_auc"] > 0.6
     _check_early_stopping(seed, cfg.patience, cfg.epochs, cfg.min_delta)
     meta = FeatureMeta.load(paths.seed_feature_meta)
@@ -272,13 +274,28 @@ def test_within_candidates_ndcg_matches_the_definition(examples):
     )
 
 
+def _member(rank: dict, i: int) -> dict:
+    """Member ``i``'s fields in the shape :func:`_check_early_stopping` reads."""
+    return {"history": rank["history"][i], "best_epoch": rank["best_epoch"][i], "val_auc": rank["val_auc_members"][i]}
+
+
+def _xy(rows: pd.DataFrame, meta: FeatureMeta) -> tuple[torch.Tensor, torch.Tensor]:
+    return (
+        torch.from_numpy(rows[meta.names].to_numpy(np.float32, copy=True)),
+        torch.from_numpy(rows[LABEL].to_numpy(np.float32, copy=True)),
+    )
+
+
 def test_served_ranker_early_stopped_on_the_val_moment_and_beats_its_recall_order(run, offline_run, examples):
-    """The served ranker trains on the train moment and early-stops on the val moment (same rule as the
-    seed's); re-running that fit reproduces its history and its validation NDCG@10, and the union's
-    recall order on the same rows gives the reported baseline, which the ranker beats."""
+    """Each member of the served ranker trains on the train moment and early-stops on the val moment
+    (same rule as the seed's); re-running a member's fit (seed ``cfg.seed + i``, in this process while
+    the step used worker processes) reproduces its history and validation NDCG@10, and the union's
+    recall order on the same rows gives the reported baseline, which the ensemble beats."""
     paths, out = run
     rank, cfg = out["rank"], offline_run.cfg
-    _check_early_stopping(rank, cfg.patience, cfg.epochs, cfg.min_delta)
+    assert rank["members"] == SERVED_MEMBERS == len(rank["history"]) == len(rank["best_epoch"])
+    for i in range(SERVED_MEMBERS):
+        _check_early_stopping(_member(rank, i), cfg.patience, cfg.epochs, cfg.min_delta)
     assert rank["val_auc"] > 0.6
     meta = FeatureMeta.load(paths.feature_meta)
     val = examples[examples[MOMENT] == VAL_MOMENT].reset_index(drop=True)
@@ -288,38 +305,42 @@ def test_served_ranker_early_stopped_on_the_val_moment_and_beats_its_recall_orde
     assert _within_candidates_ndcg(val, recall_order) == pytest.approx(rank["val_ndcg10_recall_order"], abs=1e-4)
     assert _brute_ndcg10(val, recall_order) == pytest.approx(rank["val_ndcg10_recall_order"], abs=1e-4)
 
-    def xy(rows: pd.DataFrame) -> tuple[torch.Tensor, torch.Tensor]:
-        return (
-            torch.from_numpy(rows[meta.names].to_numpy(np.float32, copy=True)),
-            torch.from_numpy(rows[LABEL].to_numpy(np.float32, copy=True)),
-        )
-
-    torch.manual_seed(cfg.seed)
+    last = SERVED_MEMBERS - 1  # the last member: its seed is offset the most
+    torch.manual_seed(cfg.seed + last)
     model = DeepFM.from_meta(meta, **SERVED_RANKER)
-    result = fit(model, *xy(train), *xy(val), cfg)
-    assert [(h.epoch, h.val_auc) for h in result.history] == [(h["epoch"], h["val_auc"]) for h in rank["history"]]
-    assert result.best_epoch == rank["best_epoch"]
-    ndcg = _within_candidates_ndcg(val, predict_logits(model, xy(val)[0]))
-    assert ndcg == pytest.approx(rank["val_ndcg10_ranker"], abs=1e-4)
+    result = fit(model, *_xy(train, meta), *_xy(val, meta), replace(cfg, seed=cfg.seed + last))
+    history = rank["history"][last]
+    assert [(h.epoch, h.val_auc) for h in result.history] == [(h["epoch"], h["val_auc"]) for h in history]
+    assert result.best_epoch == rank["best_epoch"][last]
+    ndcg = _within_candidates_ndcg(val, predict_logits(model, _xy(val, meta)[0]))
+    assert ndcg == pytest.approx(rank["val_ndcg10_members"][last], abs=1e-4)
     assert rank["val_ndcg10_ranker"] > rank["val_ndcg10_recall_order"]
 
 
-def test_served_checkpoint_is_the_refit_on_both_moments(run, offline_run, examples):
-    """The served weights are exactly a fresh ranker trained on both moments for the early-stopped epoch count."""
+def test_served_checkpoint_is_the_mean_of_members_refit_on_both_moments(run, offline_run, examples):
+    """The served checkpoint is an ensemble whose member i is exactly a fresh ranker, seeded
+    ``cfg.seed + i``, trained on both moments for its own early-stopped epoch count; it scores the
+    mean of its members' logits."""
     paths, out = run
     rank, cfg = out["rank"], offline_run.cfg
-    assert rank["refit_epochs"] == rank["best_epoch"]
     meta = FeatureMeta.load(paths.feature_meta)
     model, ckpt = load_checkpoint(paths.rank_model)
+    assert isinstance(model, DeepFMEnsemble) and ckpt["model_name"] == "deepfm_ensemble"
+    assert ckpt["model_args"]["members"] == SERVED_MEMBERS
     assert ckpt["extra"]["val_auc"] == pytest.approx(rank["val_auc"], abs=1e-4)
-    torch.manual_seed(cfg.seed)
-    fresh = DeepFM.from_meta(meta, **SERVED_RANKER)
-    assert fresh.hparams == model.hparams
-    x_all = torch.from_numpy(examples[meta.names].to_numpy(np.float32, copy=True))
-    y_all = torch.from_numpy(examples[LABEL].to_numpy(np.float32, copy=True))
-    fit_epochs(fresh, x_all, y_all, rank["best_epoch"], cfg)
-    for name, tensor in fresh.state_dict().items():
-        torch.testing.assert_close(model.state_dict()[name], tensor, rtol=0, atol=0)
+    x_all, y_all = _xy(examples, meta)
+    for i in (0, SERVED_MEMBERS - 1):
+        torch.manual_seed(cfg.seed + i)
+        fresh = DeepFM.from_meta(meta, **SERVED_RANKER)
+        assert {"members": SERVED_MEMBERS, **fresh.hparams} == model.hparams
+        fit_epochs(fresh, x_all, y_all, rank["best_epoch"][i], replace(cfg, seed=cfg.seed + i))
+        member = model.members[i].state_dict()
+        for name, tensor in fresh.state_dict().items():
+            torch.testing.assert_close(member[name], tensor, rtol=0, atol=0)
+    x = x_all[:64]
+    with torch.no_grad():
+        mean = torch.stack([m(x) for m in model.members]).mean(dim=0)
+        torch.testing.assert_close(model(x), mean)
 
 
 def test_mf_learned_the_planted_structure_and_saved_its_refit(run, offline_run):

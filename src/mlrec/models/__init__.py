@@ -18,10 +18,14 @@ from torch import nn
 from mlrec.core.errors import MlrecError
 from mlrec.core.io import atomic_path
 from mlrec.core.paths import RANK_SCRIPT, VECTOR_RECALL_SCRIPT
-from mlrec.models.deepfm import DeepFM, WithSigmoid
+from mlrec.models.deepfm import DeepFM, DeepFMEnsemble, WithSigmoid
 from mlrec.models.mf import MatrixFactorization
 
-MODELS: dict[str, type[nn.Module]] = {"mf": MatrixFactorization, "deepfm": DeepFM}
+MODELS: dict[str, type[nn.Module]] = {
+    "mf": MatrixFactorization,
+    "deepfm": DeepFM,
+    "deepfm_ensemble": DeepFMEnsemble,
+}
 CHECKPOINT_FORMAT = 1
 _RERUN = f"re-run the training script ({VECTOR_RECALL_SCRIPT} for mf, {RANK_SCRIPT} for deepfm)"
 
@@ -29,6 +33,7 @@ __all__ = [
     "MODELS",
     "CheckpointError",
     "DeepFM",
+    "DeepFMEnsemble",
     "MatrixFactorization",
     "WithSigmoid",
     "build_model",

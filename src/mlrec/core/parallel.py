@@ -1,0 +1,30 @@
+"""Independent jobs on the machine's cores: one worker process per core, or all in this process.
+
+Why processes: the models train single-threaded (``TrainConfig.threads``: on 2 cores a second
+intra-op thread never paid off), so two models trained side by side use both cores where one model
+with two threads did not. Workers are *spawned* (a fresh interpreter each), never forked from a
+process that already holds torch's thread pools.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from typing import Any
+
+Job = tuple[Callable[..., Any], tuple[Any, ...]]
+
+
+def run_jobs(jobs: Sequence[Job], workers: int) -> list[Any]:
+    """``[fn(*args) for fn, args in jobs]``, computed by up to ``workers`` processes, results in job order.
+
+    Each ``fn`` must be a module-level function and its arguments and result picklable. Jobs start in
+    the order given. ``workers <= 1`` (or one job) runs them here.
+    """
+    if workers <= 1 or len(jobs) <= 1:
+        return [fn(*args) for fn, args in jobs]
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=context) as pool:
+        futures = [pool.submit(fn, *args) for fn, args in jobs]
+        return [f.result() for f in futures]

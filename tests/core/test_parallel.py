@@ -1,0 +1,22 @@
+"""run_jobs: the same results, in job order, whether the jobs run here or in spawned worker processes."""
+
+import operator
+
+import pytest
+
+from mlrec.core.parallel import run_jobs
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_results_come_back_in_job_order(workers):
+    jobs = [(pow, (2, k)) for k in range(6)] + [(operator.add, ("a", "b"))]
+    assert run_jobs(jobs, workers) == [1, 2, 4, 8, 16, 32, "ab"]
+
+
+def test_a_failing_job_raises_its_own_error_in_the_caller():
+    with pytest.raises(ZeroDivisionError):
+        run_jobs([(operator.add, (1, 2)), (operator.truediv, (1, 0))], 2)
+
+
+def test_no_jobs_is_no_results():
+    assert run_jobs([], 2) == []
