@@ -56,8 +56,9 @@ MODEL_STEPS = [
 CORE = ("split", "terms")
 
 
-def run_step(script: str, args: list[str], env: dict) -> tuple[float, float]:
-    """Run one script; return (seconds, peak RSS MiB) of that process alone."""
+def run_step(script: str, args: list[str], env: dict) -> tuple[float, float, list[str]]:
+    """Run one script; return (seconds, peak RSS MiB, its summary lines). The peak is that of the
+    script's process or of its largest worker process (offline_workers), whichever is higher."""
     start = time.perf_counter()
     proc = subprocess.Popen(
         [sys.executable, str(script_path(script)), *args],
@@ -73,8 +74,9 @@ def run_step(script: str, args: list[str], env: dict) -> tuple[float, float]:
     if os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit(f"{script} failed:\n{out}")
     summary = [line for line in out.splitlines() if line.startswith("[")]
-    print(f"    {summary[-1] if summary else ''}")
-    return seconds, usage.ru_maxrss / 1024  # ru_maxrss is KiB on Linux
+    for line in summary:
+        print(f"    {line}")
+    return seconds, usage.ru_maxrss / 1024, summary  # ru_maxrss is KiB on Linux
 
 
 def baseline(data_dir: Path) -> dict:
@@ -120,11 +122,11 @@ def bench_scale(n: int, with_models: bool, with_baseline: bool, keep: bool) -> d
 def _bench_in(data_dir: Path, n: int, with_models: bool, with_baseline: bool) -> dict:
     env = {**os.environ, "MLREC_DATA_DIR": str(data_dir), "MLREC_PROGRESS": "0"}
     print(f"\n== synthetic, {n:,} ratings (data dir {data_dir})")
-    gen_s, gen_mb = run_step(DATA_SCRIPT, ["--dataset", "synthetic", "--scale", str(n)], env)
-    results = {"generate": {"seconds": gen_s, "peak_mib": gen_mb}}
+    gen_s, gen_mb, gen_lines = run_step(DATA_SCRIPT, ["--dataset", "synthetic", "--scale", str(n)], env)
+    results = {"generate": {"seconds": gen_s, "peak_mib": gen_mb, "summary": gen_lines}}
     for name, script in DATA_STEPS + (MODEL_STEPS if with_models else []):
-        s, mb = run_step(script, [], env)
-        results[name] = {"seconds": s, "peak_mib": mb}
+        s, mb, lines = run_step(script, [], env)
+        results[name] = {"seconds": s, "peak_mib": mb, "summary": lines}
     if with_baseline:  # its own process, so its memory never counts toward a step's peak
         print("  timing the seed-style baseline (row-wise split, per-event deepcopy PIT)...")
         out = subprocess.run(

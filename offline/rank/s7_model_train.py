@@ -1,14 +1,17 @@
 """Step 7: the DeepFM-style rankers (sparse FM with 16-dim id / 2-dim side embeddings + dense MLP).
 
-Both train on logits (BCEWithLogitsLoss) with Adam and the same config:
+Both train on logits (BCEWithLogitsLoss) with Adam:
 - seed protocol: the seed's 59 features, rating > 3 among rated items; early stopping watches each
-  user's latest 10 % of train rows, never the test set; test AUC reported (not served);
-- served ranker: the candidate examples of step 6, trained on the train moment, early-stopped on the
-  val moment, refit on both; val NDCG@10 within the candidates is reported beside the recall order's.
+  user's latest 10 % of train rows, never the test set; test AUC reported (not served). Its lr,
+  weight decay and patience are the validation-chosen SEED_PROTOCOL_TRAIN unless given here;
+- served ranker: the mean of 3 DeepFMs (seeds --seed, +1, +2), each trained on the candidate examples
+  of step 6's train moment, early-stopped on the val moment, refit on both; val NDCG@10 within the
+  candidates is reported beside the recall order's.
+The four models train side by side in MLREC_OFFLINE_WORKERS processes (default 2).
 Reads  offline/rank/{train,test,rank_examples}.parquet, offline/rank/seed_feature_meta.json,
        offline_to_online/rank/feature_meta.json
 Writes offline/rank/deepfm_seed.pt   the seed-protocol checkpoint (state_dict + constructor args + config)
-       offline/rank/deepfm.pt        the served ranker -> ONNX -> Triton
+       offline/rank/deepfm.pt        the served ranker (a DeepFMEnsemble) -> ONNX -> Triton
 Run:   python offline/rank/s7_model_train.py [--epochs 100 --batch_size 4096 ...]
 Seed on ML-1M: test AUC 0.8206.
 """

@@ -207,6 +207,35 @@ def test_ensemble_scores_the_mean_of_its_members_logits():
         DeepFMEnsemble(0, **models[0].hparams)
 
 
+@pytest.mark.parametrize(
+    "layout, hparams",
+    [
+        ("served", {"mlp_dims": (8, 4), "deep_embeddings": True}),  # no ids, MLP over the side embeddings
+        ("seed", {"mlp_dims": (4,)}),  # id fields, MLP over the dense fields only
+        ("seed", {"mlp_dims": ()}),  # no hidden layer: the output layer reads the input
+    ],
+)
+def test_fused_ensemble_is_one_wider_deepfm_with_the_same_scores(layout, hparams):
+    """fused() turns K members into one DeepFM K times wider whose logit is the members' mean; batch
+    norm statistics and every part (linear, FM over each embedding group, MLP) carry over."""
+    meta = served_meta() if layout == "served" else small_meta()
+    members = []
+    for seed in range(3):
+        torch.manual_seed(seed)
+        member = DeepFM.from_meta(meta, **hparams)
+        member.train()
+        member(random_rows(meta, 64, seed=seed))  # move batch-norm running stats off their init
+        members.append(member.eval())
+    ensemble = DeepFMEnsemble.of(members)
+    fused = ensemble.fused()
+    assert type(fused) is DeepFM and not fused.training
+    assert fused.hparams["embed_dim_side"] == 3 * members[0].hparams["embed_dim_side"]
+    assert fused.hparams["mlp_dims"] == [3 * d for d in hparams["mlp_dims"]]
+    x = random_rows(meta, 200, seed=9)
+    with torch.no_grad():
+        torch.testing.assert_close(fused(x), ensemble(x), rtol=1e-5, atol=1e-5)
+
+
 @pytest.mark.parametrize("name", ["mf", "deepfm", "deepfm-served"])
 def test_checkpoint_round_trip_gives_identical_outputs(tmp_path, name):
     torch.manual_seed(0)

@@ -65,9 +65,9 @@ class Settings:
     dataset: str = "ml-100k"  # what offline/preprocess/s0_get_data.py fetches without --dataset
     log_level: str = "WARNING"
     progress: bool = True  # tqdm bars on a terminal
-    # processes that train the rankers side by side (each single-threaded, see TrainConfig.threads);
-    # 1 = everything in the calling process, one model after the other
-    train_workers: int = 2
+    # processes for independent offline jobs: the two training moments of the feature step, the four
+    # rankers (each single-threaded, see TrainConfig.threads); 1 = all in the calling process, in turn
+    offline_workers: int = 2
     feast_online_store: str = "sqlite"  # or "redis"
     feast_cli: str = "auto"  # native (the runtime's feast venv), docker (`docker compose exec feast`), auto
 
@@ -118,7 +118,7 @@ class Settings:
             dataset=get("MLREC_DATASET", d.dataset),
             log_level=get("MLREC_LOG_LEVEL", d.log_level).upper(),
             progress=get("MLREC_PROGRESS", d.progress),
-            train_workers=max(1, get("MLREC_TRAIN_WORKERS", d.train_workers)),
+            offline_workers=max(1, get("MLREC_OFFLINE_WORKERS", d.offline_workers)),
             feast_online_store=get("MLREC_FEAST_ONLINE_STORE", d.feast_online_store),
             feast_cli=get("MLREC_FEAST_CLI", d.feast_cli),
         )

@@ -18,10 +18,14 @@ class ExportError(MlrecError, RuntimeError):
 
 
 def export_onnx(paths: Paths, onnx_path: Path | None = None) -> tuple[Path, FeatureMeta, nn.Module]:
-    """The ranker with its sigmoid, as ONNX with a dynamic batch axis; returns (path, meta, model)."""
+    """The ranker with its sigmoid, as ONNX with a dynamic batch axis; returns (path, meta, model).
+
+    An ensemble is exported as its fused single DeepFM (:meth:`~mlrec.models.DeepFMEnsemble.fused`),
+    the same scores with one member's graph; the returned model is the checkpoint's, so a caller
+    comparing ONNX against it checks the fusion too."""
     import torch
 
-    from mlrec.models import WithSigmoid, load_checkpoint
+    from mlrec.models import DeepFMEnsemble, WithSigmoid, load_checkpoint
 
     meta = FeatureMeta.load(paths.feature_meta)
     model, ckpt = load_checkpoint(paths.rank_model)
@@ -31,9 +35,10 @@ def export_onnx(paths: Paths, onnx_path: Path | None = None) -> tuple[Path, Feat
         )
     onnx_path = onnx_path or paths.triton_dir / "model.onnx"
     wrapped = WithSigmoid(model).eval()
+    exported = WithSigmoid(model.fused() if isinstance(model, DeepFMEnsemble) else model).eval()
     with io.atomic_path(onnx_path) as tmp:
         torch.onnx.export(
-            wrapped,
+            exported,
             (torch.zeros(2, meta.n_features),),
             str(tmp),
             input_names=[TRITON_INPUT],
