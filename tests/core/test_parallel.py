@@ -1,5 +1,6 @@
 """run_jobs: the same results, in job order, whether the jobs run here or in spawned worker processes."""
 
+import logging
 import operator
 
 import pytest
@@ -20,3 +21,10 @@ def test_a_failing_job_raises_its_own_error_in_the_caller():
 
 def test_no_jobs_is_no_results():
     assert run_jobs([], 2) == []
+
+
+def test_workers_log_at_the_configured_level(monkeypatch):
+    """A spawned worker gets the project's logging (MLREC_LOG_LEVEL), not Python's default WARNING."""
+    monkeypatch.setenv("MLREC_LOG_LEVEL", "INFO")
+    root_level = logging.getLogger().getEffectiveLevel  # a bound method of the root logger pickles by name
+    assert run_jobs([(root_level, ()), (root_level, ())], 2) == [logging.INFO, logging.INFO]

@@ -13,6 +13,8 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
+from mlrec.core.log import setup_logging
+
 Job = tuple[Callable[..., Any], tuple[Any, ...]]
 
 
@@ -25,6 +27,9 @@ def run_jobs(jobs: Sequence[Job], workers: int) -> list[Any]:
     if workers <= 1 or len(jobs) <= 1:
         return [fn(*args) for fn, args in jobs]
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=context) as pool:
+    # a spawned worker starts with Python's default logging: give it the project's (MLREC_LOG_LEVEL)
+    with ProcessPoolExecutor(
+        max_workers=min(workers, len(jobs)), mp_context=context, initializer=setup_logging
+    ) as pool:
         futures = [pool.submit(fn, *args) for fn, args in jobs]
         return [f.result() for f in futures]
