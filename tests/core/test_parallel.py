@@ -2,10 +2,11 @@
 
 import logging
 import operator
+import os
 
 import pytest
 
-from mlrec.core.parallel import run_jobs
+from mlrec.core.parallel import WorkerDied, run_jobs
 
 
 @pytest.mark.parametrize("workers", [1, 2])
@@ -28,3 +29,9 @@ def test_workers_log_at_the_configured_level(monkeypatch):
     monkeypatch.setenv("MLREC_LOG_LEVEL", "INFO")
     root_level = logging.getLogger().getEffectiveLevel  # a bound method of the root logger pickles by name
     assert run_jobs([(root_level, ()), (root_level, ())], 2) == [logging.INFO, logging.INFO]
+
+
+def test_a_worker_that_dies_is_a_named_error_with_the_fix():
+    """A worker killed mid-job (here it exits; in life the OOM killer) is not a bare BrokenProcessPool."""
+    with pytest.raises(WorkerDied, match="MLREC_OFFLINE_WORKERS=1"):
+        run_jobs([(operator.add, (1, 2)), (os._exit, (3,))], 2)

@@ -11,11 +11,17 @@ from __future__ import annotations
 import multiprocessing
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
+from mlrec.core.errors import MlrecError
 from mlrec.core.log import setup_logging
 
 Job = tuple[Callable[..., Any], tuple[Any, ...]]
+
+
+class WorkerDied(MlrecError, RuntimeError):
+    """A worker process ended without an answer (killed, e.g. by the kernel's out-of-memory killer)."""
 
 
 def run_jobs(jobs: Sequence[Job], workers: int) -> list[Any]:
@@ -32,4 +38,10 @@ def run_jobs(jobs: Sequence[Job], workers: int) -> list[Any]:
         max_workers=min(workers, len(jobs)), mp_context=context, initializer=setup_logging
     ) as pool:
         futures = [pool.submit(fn, *args) for fn, args in jobs]
-        return [f.result() for f in futures]
+        try:
+            return [f.result() for f in futures]
+        except BrokenProcessPool as exc:
+            raise WorkerDied(
+                f"a worker process of {len(jobs)} parallel jobs died without an answer (out of memory?)",
+                "run again with MLREC_OFFLINE_WORKERS=1 to fit one model at a time in less memory",
+            ) from exc
