@@ -178,7 +178,9 @@ class DeepFMEnsemble(nn.Module):
         return fused.eval()
 
 
-def _fuse_mlp(fused: DeepFM, target: nn.Module, members: Sequence[nn.Module], scale: float) -> None:
+def _fuse_mlp(
+    fused: DeepFM, target: MultiLayerPerceptron, members: Sequence[MultiLayerPerceptron], scale: float
+) -> None:
     """Copy the members' MLPs into ``target``, ``fused``'s K-times-wider one (see :meth:`DeepFMEnsemble.fused`)."""
     k, dense, n_side = len(members), fused.dense_dim, fused.n_side
     e = fused.hparams["embed_dim_side"] // k
@@ -191,8 +193,8 @@ def _fuse_mlp(fused: DeepFM, target: nn.Module, members: Sequence[nn.Module], sc
             cols += [dense + f * k * e + j * e + d for f in range(n_side) for d in range(e)]
         return torch.tensor(cols, dtype=torch.int64)
 
-    layers = list(target.modules())[2:]  # MultiLayerPerceptron -> its Sequential -> the layers
-    member_layers = [list(m.modules())[2:] for m in members]
+    layers = list(target.mlp)
+    member_layers = [list(m.mlp) for m in members]
     for i, layer in enumerate(layers):
         parts = [ml[i] for ml in member_layers]
         if isinstance(layer, nn.Linear):

@@ -8,7 +8,7 @@ prints one summary line and merges its figures into ``metrics.json``. The number
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
@@ -387,8 +387,6 @@ SEED_PROTOCOL_TRAIN: dict = {"lr": 1e-2, "weight_decay": 1e-4, "patience": 5}
 
 def seed_protocol_config(cfg):
     """``cfg`` with :data:`SEED_PROTOCOL_TRAIN` wherever ``cfg`` keeps the :class:`TrainConfig` default."""
-    from dataclasses import replace
-
     from mlrec.offline.train import TrainConfig
 
     defaults = TrainConfig()
@@ -438,38 +436,40 @@ def _seed_protocol_job(paths: Paths, cfg) -> dict:
     return {**fields, "features": seed_meta.n_features, "seconds": t["seconds"]}
 
 
-def _served_tensors(paths: Paths):
-    """(meta, examples, x/y of the train moment, x/y of the val moment, x/y of both)."""
+def _served_examples(paths: Paths):
+    """(the served feature meta, the candidate examples of both moments)."""
+    from mlrec.offline.feature_meta import FeatureMeta
+
+    return FeatureMeta.load(paths.feature_meta), io.read_parquet(paths.rank_examples, FEATURES_SCRIPT)
+
+
+def _served_tensors(meta, examples):
+    """x/y of the train moment, of the val moment, and of both."""
     import torch
 
     from mlrec.offline.candidates import MOMENT, TRAIN_MOMENT, VAL_MOMENT
-    from mlrec.offline.feature_meta import FeatureMeta
 
-    meta = FeatureMeta.load(paths.feature_meta)
-    examples = io.read_parquet(paths.rank_examples, FEATURES_SCRIPT)
     moment = examples[MOMENT].to_numpy()
 
     def tensors(rows):
         x = torch.from_numpy(examples.loc[rows, meta.names].to_numpy(np.float32, copy=True))
         return x, torch.from_numpy(examples.loc[rows, LABEL].to_numpy(np.float32, copy=True))
 
-    everything = np.ones(len(examples), dtype=bool)
-    return meta, examples, tensors(moment == TRAIN_MOMENT), tensors(moment == VAL_MOMENT), tensors(everything)
+    return tensors(moment == TRAIN_MOMENT), tensors(moment == VAL_MOMENT), tensors(np.ones(len(moment), dtype=bool))
 
 
 def _served_member_job(paths: Paths, cfg, member: int) -> dict:
     """One member of the served ranker, seeded ``cfg.seed + member``: trained on the train moment,
     early-stopped on the val moment, then (``cfg.refit``) a fresh model refit on both moments for the
     chosen epoch count. Returns its weights, its validation logits (before the refit) and its history."""
-    from dataclasses import replace
-
     import torch
 
     from mlrec.models import DeepFM
     from mlrec.offline.train import fit, fit_epochs, predict_logits
 
     cfg = replace(cfg, seed=cfg.seed + member)
-    meta, _, (x_fit, y_fit), (x_val, y_val), (x_all, y_all) = _served_tensors(paths)
+    meta, examples = _served_examples(paths)
+    (x_fit, y_fit), (x_val, y_val), (x_all, y_all) = _served_tensors(meta, examples)
     torch.manual_seed(cfg.seed)
     model = DeepFM.from_meta(meta, **SERVED_RANKER)
     result = fit(model, x_fit, y_fit, x_val, y_val, cfg)
@@ -498,12 +498,13 @@ def run_rank_train(paths: Paths, cfg=None) -> dict:
     from mlrec.offline.train import TrainConfig, roc_auc
 
     cfg = cfg or TrainConfig()
+    workers = Settings.from_env().offline_workers
     with timed() as t:
         jobs: list = [(_seed_protocol_job, (paths, cfg))]
         jobs += [(_served_member_job, (paths, cfg, member)) for member in range(SERVED_MEMBERS)]
-        seed_fields, *members = run_jobs(jobs, Settings.from_env().offline_workers)
+        seed_fields, *members = run_jobs(jobs, workers)
 
-        meta, examples, *_ = _served_tensors(paths)
+        meta, examples = _served_examples(paths)
         models = []
         for member in members:
             model = DeepFM.from_meta(meta, **SERVED_RANKER)
@@ -537,7 +538,7 @@ def run_rank_train(paths: Paths, cfg=None) -> dict:
         val_ndcg10_recall_order=round(ndcg_recall, 4),
         **({"refit_seconds": [m["refit_seconds"] for m in members]} if cfg.refit else {}),
         history=[[asdict(h) for h in r.history] for r in results],
-        offline_workers=Settings.from_env().offline_workers,
+        offline_workers=workers,
         seconds=t["seconds"],
     )
     # the seed protocol's AUCs get a line of their own: the step's line prints scalars only
