@@ -6,7 +6,7 @@ dense-MLP model on *all* train rows with Adam (lr 1e-3, weight decay 1e-5, batch
 order (its DataLoader does not shuffle), evaluates the **test** AUC after every epoch and stops after
 5 epochs without a new best, up to 100 epochs; it reports the best test AUC it saw. That procedure
 picks its epoch on the test set, so its figure is optimistic; ours picks everything on a validation
-slice of train (:func:`mlrec.offline.pipeline.seed_protocol_config`) and scores the test set once.
+slice of train (:func:`mlrec.offline.pipeline.seed_protocol_configs`) and scores the test set once.
 
 This script runs the seed's procedure on the seed-protocol tables in ``data_exchange_center/`` (the
 same split, features and model class as ours) and prints both AUCs.

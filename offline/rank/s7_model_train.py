@@ -3,7 +3,7 @@
 Both train on logits (BCEWithLogitsLoss) with Adam:
 - seed protocol: the seed's 59 features, rating > 3 among rated items; early stopping watches each
   user's latest 10 % of train rows, never the test set; test AUC reported (not served). Its lr,
-  weight decay and patience are the validation-chosen SEED_PROTOCOL_TRAIN unless given here;
+  weight decay and patience come from SEED_PROTOCOL_GRID, chosen on validation, unless given here;
 - served ranker: the mean of 3 DeepFMs (seeds --seed, +1, +2), each trained on the candidate examples
   of step 6's train moment, early-stopped on the val moment, refit on both; val NDCG@10 within the
   candidates is reported beside the recall order's.

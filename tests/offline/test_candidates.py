@@ -28,6 +28,7 @@ from mlrec.offline.candidates import (
     VAL_MOMENT,
     CandidateConfig,
     Moment,
+    cap_negatives,
     entity_features,
     es_channel,
     fit_moment,
@@ -482,3 +483,23 @@ def test_the_ranks_of_a_channel_are_bounded_by_its_k(world):
         ranks = np.expm1(examples[f"{channel}_rank"].to_numpy(np.float64))
         assert ranks.min() >= -1e-4 and ranks.max() <= k + 1 + 1e-3
     assert examples["n_channels"].between(1, 4).all()
+
+
+@pytest.mark.parametrize("n_pos", [0, 3, 40])
+def test_cap_negatives_keeps_every_positive_and_samples_negatives_to_the_budget(n_pos):
+    rng = np.random.default_rng(7)
+    labels = np.zeros(100, dtype=np.int8)
+    labels[rng.choice(100, n_pos, replace=False)] = 1
+    rows = cap_negatives(labels, 30, seed=[1, 2])
+    assert np.all(np.diff(rows) > 0)  # sorted, no repeats
+    assert set(np.flatnonzero(labels == 1)) <= set(rows)  # every positive stays
+    assert len(rows) == max(30, n_pos)  # the budget, or all positives when they alone exceed it
+    assert np.array_equal(rows, cap_negatives(labels, 30, seed=[1, 2]))  # seeded
+    assert not np.array_equal(cap_negatives(labels, 30, seed=[1, 3]), rows) or n_pos >= 30
+
+
+def test_cap_negatives_under_budget_keeps_every_row_and_rejects_a_zero_budget():
+    labels = np.array([0, 1, 0, 0, 1])
+    assert np.array_equal(cap_negatives(labels, 5, seed=0), np.arange(5))
+    with pytest.raises(ValueError, match="max_rows"):
+        cap_negatives(labels, 0, seed=0)

@@ -216,6 +216,25 @@ def moment_examples(
     return frame
 
 
+def cap_negatives(labels: np.ndarray, max_rows: int, seed: int) -> np.ndarray:
+    """Row indices (sorted) keeping every positive and a uniform sample of negatives, at most
+    ``max_rows`` in all (more only when the positives alone exceed it); every row when under budget.
+
+    Why: a ranker's epoch costs time in proportion to its rows, and past a few hundred thousand
+    examples per moment more negatives of the same users buy little (see ``SERVED_MAX_ROWS`` in
+    :mod:`mlrec.offline.pipeline`). A uniform sample of negatives shifts every logit by one constant,
+    so the order of a user's candidates, all the ranker is asked for, is unchanged in expectation."""
+    labels = np.asarray(labels)
+    if max_rows < 1:
+        raise ValueError(f"max_rows must be >= 1, got {max_rows}")
+    if len(labels) <= max_rows:
+        return np.arange(len(labels))
+    positives, negatives = np.flatnonzero(labels == 1), np.flatnonzero(labels != 1)
+    keep = max(max_rows - len(positives), 0)
+    sample = np.random.default_rng(seed).choice(negatives, keep, replace=False)
+    return np.sort(np.r_[positives, sample])
+
+
 def training_moments(
     offline: pd.DataFrame, last_n: int = ONLINE_LAST_N
 ) -> tuple[tuple[pd.DataFrame, pd.DataFrame], tuple[pd.DataFrame, pd.DataFrame]]:

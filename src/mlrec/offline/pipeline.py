@@ -376,22 +376,42 @@ SERVED_RANKER: dict = {"mlp_dims": (32, 16), "dropout": 0.1, "deep_embeddings": 
 # 0.1: single seeds 0.254-0.266 (mean 0.263), the mean of 3 seeds 0.273, of 5 0.275; each member costs one
 # model's training, and serving stays one graph (exported fused).
 SERVED_MEMBERS = 3
-# The seed protocol's DeepFM tries, besides the command line's TrainConfig, this variant of it (where it
-# keeps the TrainConfig defaults) and keeps the one with the better validation AUC (each user's latest
-# 10 % of train rows). ml-100k: defaults (lr 1e-3, weight decay 1e-6, patience 2) 0.768; weight decay
-# 1e-5 and patience 5 (the seed's own) 0.771; weight decay 1e-4 0.794 at lr 1e-3 (99 epochs), 3e-3 (34)
-# or 1e-2 (14); 3e-4 0.773. Synthetic 1M: the defaults 0.810, this variant 0.761. One setting did not
-# fit both, so the choice is made on each run's own validation slice.
-SEED_PROTOCOL_TRAIN: dict = {"lr": 1e-2, "weight_decay": 1e-4, "patience": 5}
+# Each member trains on at most this many rows per moment: every positive, and negatives sampled
+# uniformly (mlrec.offline.candidates.cap_negatives). ml-100k's moments (~111k and ~140k rows) stay
+# whole. Synthetic 1M (~935k rows per moment, 2 % positives), three members, early stopping only:
+# all rows val NDCG@10 within the candidates 0.2239 in 123 s; ~330k rows 0.2207 in 46 s; ~185k rows
+# 0.2224 in 34 s (the early-stopping slice capped too: predicting all 958k val rows every epoch cost
+# as much as the epoch). A fixed fraction of negatives instead hurt ml-100k (0.272 -> 0.23): too few
+# rows there made early stopping end one member after 2 epochs.
+SERVED_MAX_ROWS = 200_000
+# The seed protocol's DeepFM tries these settings (each only where the command line's TrainConfig keeps
+# the default) and keeps the one with the better validation AUC (each user's latest 10 % of train
+# rows). Measured (val AUC, epochs to the best): ml-100k, the TrainConfig defaults (lr 1e-3, weight
+# decay 1e-6, patience 2) 0.768; weight decay 1e-4 0.794 at lr 1e-3 (99 epochs), 3e-3 (34) or 1e-2
+# (14); lr 1e-2 with weight decay 1e-5 0.766. Synthetic 1M: the defaults 0.8115 after 20 epochs and
+# 47 s; lr 1e-2 with weight decay 1e-5 0.8143 (4 epochs, 21 s), with 1e-4 0.761. One setting did not
+# fit both, so the weight decay is chosen on each run's own validation slice; lr 1e-2 and patience 5
+# serve both and converge in a few epochs.
+SEED_PROTOCOL_GRID: tuple[dict, ...] = (
+    {"lr": 1e-2, "weight_decay": 1e-5, "patience": 5},
+    {"lr": 1e-2, "weight_decay": 1e-4, "patience": 5},
+)
 
 
-def seed_protocol_config(cfg):
-    """``cfg`` with :data:`SEED_PROTOCOL_TRAIN` wherever ``cfg`` keeps the :class:`TrainConfig` default."""
+def seed_protocol_configs(cfg) -> list:
+    """The settings the seed protocol tries: ``cfg`` with each of :data:`SEED_PROTOCOL_GRID` wherever
+    ``cfg`` keeps the :class:`TrainConfig` default (settings given on the command line win), without
+    repeats; in grid order."""
     from mlrec.offline.train import TrainConfig
 
     defaults = TrainConfig()
-    chosen = {k: v for k, v in SEED_PROTOCOL_TRAIN.items() if getattr(cfg, k) == getattr(defaults, k)}
-    return replace(cfg, **chosen)
+    configs: list = []
+    for setting in SEED_PROTOCOL_GRID:
+        chosen = {k: v for k, v in setting.items() if getattr(cfg, k) == getattr(defaults, k)}
+        c = replace(cfg, **chosen)
+        if c not in configs:
+            configs.append(c)
+    return configs
 
 
 def _within_candidates_ndcg(frame: pd.DataFrame, scores: np.ndarray, k: int = 10) -> float:
@@ -418,6 +438,7 @@ def _seed_protocol_job(paths: Paths, cfg) -> dict:
 
     with timed() as t:
         seed_meta = FeatureMeta.load(paths.seed_feature_meta)
+        first, *rest = seed_protocol_configs(cfg)
         train = io.read_parquet(paths.train_features, FEATURES_SCRIPT)
         test = io.read_parquet(paths.test_features, FEATURES_SCRIPT)
         _, fields = _fit_and_test(
@@ -429,9 +450,9 @@ def _seed_protocol_job(paths: Paths, cfg) -> dict:
             test,
             seed_meta.names,
             np.float32,
-            cfg,
+            first,
             extra={"feature_names": seed_meta.names},
-            candidates=[seed_protocol_config(cfg)],
+            candidates=rest,
         )
     return {**fields, "features": seed_meta.n_features, "seconds": t["seconds"]}
 
@@ -443,43 +464,47 @@ def _served_examples(paths: Paths):
     return FeatureMeta.load(paths.feature_meta), io.read_parquet(paths.rank_examples, FEATURES_SCRIPT)
 
 
-def _served_tensors(meta, examples):
-    """x/y of the train moment, of the val moment, and of both."""
-    import torch
-
-    from mlrec.offline.candidates import MOMENT, TRAIN_MOMENT, VAL_MOMENT
-
-    moment = examples[MOMENT].to_numpy()
-
-    def tensors(rows):
-        x = torch.from_numpy(examples.loc[rows, meta.names].to_numpy(np.float32, copy=True))
-        return x, torch.from_numpy(examples.loc[rows, LABEL].to_numpy(np.float32, copy=True))
-
-    return tensors(moment == TRAIN_MOMENT), tensors(moment == VAL_MOMENT), tensors(np.ones(len(moment), dtype=bool))
-
-
-def _served_member_job(paths: Paths, cfg, member: int) -> dict:
+def _served_member_job(paths: Paths, cfg, member: int, max_rows: int | None = None) -> dict:
     """One member of the served ranker, seeded ``cfg.seed + member``: trained on the train moment,
     early-stopped on the val moment, then (``cfg.refit``) a fresh model refit on both moments for the
-    chosen epoch count. Returns its weights, its validation logits (before the refit) and its history."""
+    chosen epoch count. Each moment's rows are capped at ``max_rows`` (default :data:`SERVED_MAX_ROWS`)
+    by :func:`~mlrec.offline.candidates.cap_negatives`, sampled from the member's own seed (so the
+    members also see different negatives). Returns its weights, its logits on every val-moment row
+    (before the refit), its history and its row counts."""
     import torch
 
     from mlrec.models import DeepFM
+    from mlrec.offline.candidates import MOMENT, TRAIN_MOMENT, VAL_MOMENT, cap_negatives
     from mlrec.offline.train import fit, fit_epochs, predict_logits
 
     cfg = replace(cfg, seed=cfg.seed + member)
+    max_rows = SERVED_MAX_ROWS if max_rows is None else max_rows
     meta, examples = _served_examples(paths)
-    (x_fit, y_fit), (x_val, y_val), (x_all, y_all) = _served_tensors(meta, examples)
+    x = torch.from_numpy(examples[meta.names].to_numpy(np.float32, copy=True))
+    y = torch.from_numpy(examples[LABEL].to_numpy(np.float32, copy=True))
+    moment = examples[MOMENT].to_numpy()
+    rows = {key: np.flatnonzero(moment == key) for key in (TRAIN_MOMENT, VAL_MOMENT)}
+    capped = {
+        key: torch.from_numpy(r[cap_negatives(y.numpy()[r], max_rows, seed=[cfg.seed, key])]) for key, r in rows.items()
+    }
+    fit_rows, es_rows = capped[TRAIN_MOMENT], capped[VAL_MOMENT]
     torch.manual_seed(cfg.seed)
     model = DeepFM.from_meta(meta, **SERVED_RANKER)
-    result = fit(model, x_fit, y_fit, x_val, y_val, cfg)
-    val_logits = predict_logits(model, x_val)
+    result = fit(model, x[fit_rows], y[fit_rows], x[es_rows], y[es_rows], cfg)
+    val_logits = predict_logits(model, x[torch.from_numpy(rows[VAL_MOMENT])])
     refit_seconds = None
+    refit_rows = torch.cat([fit_rows, es_rows])
     if cfg.refit:
         torch.manual_seed(cfg.seed)
         model = DeepFM.from_meta(meta, **SERVED_RANKER)
-        refit_seconds = fit_epochs(model, x_all, y_all, result.best_epoch, cfg)
-    return dict(state_dict=model.state_dict(), result=result, val_logits=val_logits, refit_seconds=refit_seconds)
+        refit_seconds = fit_epochs(model, x[refit_rows], y[refit_rows], result.best_epoch, cfg)
+    return dict(
+        state_dict=model.state_dict(),
+        result=result,
+        val_logits=val_logits,
+        refit_seconds=refit_seconds,
+        rows=dict(fit=len(fit_rows), early_stopping=len(es_rows), refit=len(refit_rows) if cfg.refit else 0),
+    )
 
 
 def run_rank_train(paths: Paths, cfg=None) -> dict:
@@ -537,6 +562,7 @@ def run_rank_train(paths: Paths, cfg=None) -> dict:
         val_ndcg10_members=[round(_within_candidates_ndcg(val, m["val_logits"]), 4) for m in members],
         val_ndcg10_recall_order=round(ndcg_recall, 4),
         **({"refit_seconds": [m["refit_seconds"] for m in members]} if cfg.refit else {}),
+        rows=members[0]["rows"],  # per member (each samples its own negatives, the counts are equal)
         history=[[asdict(h) for h in r.history] for r in results],
         offline_workers=workers,
         seconds=t["seconds"],
