@@ -35,3 +35,23 @@ def test_a_worker_that_dies_is_a_named_error_with_the_fix():
     """A worker killed mid-job (here it exits; in life the OOM killer) is not a bare BrokenProcessPool."""
     with pytest.raises(WorkerDied, match="MLREC_OFFLINE_WORKERS=1"):
         run_jobs([(operator.add, (1, 2)), (os._exit, (3,))], 2)
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_follow_up_job_replaces_its_slot_and_sees_the_first_result(workers):
+    """``then`` chains a second job to a slot (here: square the even powers); slots without one keep
+    their first result; a follow-up is not followed again."""
+    seen = []
+
+    def then(i, result):
+        seen.append((i, result))
+        return (pow, (result, 2)) if result % 2 == 0 else None
+
+    jobs = [(pow, (2, k)) for k in range(4)] + [(operator.add, (1, 2))]
+    assert run_jobs(jobs, workers, then) == [1, 4, 16, 64, 3]
+    assert sorted(seen) == [(0, 1), (1, 2), (2, 4), (3, 8), (4, 3)]
+
+
+def test_a_failing_follow_up_raises_in_the_caller():
+    with pytest.raises(ZeroDivisionError):
+        run_jobs([(operator.add, (1, 2)), (operator.add, (0, 0))], 2, lambda i, r: (operator.truediv, (1, r)))

@@ -52,6 +52,7 @@ from mlrec.offline.pipeline import (
     SERVED_MEMBERS,
     SERVED_RANKER,
     _served_member_job,
+    _served_member_refit_job,
     _within_candidates_ndcg,
     seed_protocol_configs,
 )
@@ -388,14 +389,17 @@ def test_mf_learned_the_planted_structure_and_saved_its_refit(run, offline_run):
 
 def test_a_member_trains_on_capped_moments_and_still_scores_every_val_row(run, offline_run, examples):
     """Past ``max_rows`` rows per moment a member keeps every positive and samples negatives to the
-    budget (its fit, its early-stopping slice and its refit); the val NDCG it reports is still over
-    every val-moment row."""
+    budget (its fit, its early-stopping slice, and its refit on both); the val NDCG it reports is
+    still over every val-moment row."""
     paths, _ = run
     moment, label = examples[MOMENT].to_numpy(), examples[LABEL].to_numpy()
     positives = {key: int(label[moment == key].sum()) for key in (TRAIN_MOMENT, VAL_MOMENT)}
     cap = 2 * max(positives.values())
     assert (moment == TRAIN_MOMENT).sum() > cap and (moment == VAL_MOMENT).sum() > cap  # the cap bites
-    out = _served_member_job(paths, replace(offline_run.cfg, epochs=2), 0, max_rows=cap)
-    assert out["rows"] == dict(fit=cap, early_stopping=cap, refit=2 * cap)
-    assert len(out["val_logits"]) == (moment == VAL_MOMENT).sum()
-    assert 1 <= len(out["result"].history) <= 2
+    cfg = replace(offline_run.cfg, epochs=2)
+    stage1 = _served_member_job(paths, cfg, 0, max_rows=cap)
+    assert stage1["rows"] == dict(fit=cap, early_stopping=cap)
+    assert len(stage1["val_logits"]) == (moment == VAL_MOMENT).sum()
+    assert 1 <= len(stage1["result"].history) <= 2
+    stage2 = _served_member_refit_job(paths, cfg, 0, 1, max_rows=cap)
+    assert stage2["refit_rows"] == 2 * cap

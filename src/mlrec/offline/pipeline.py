@@ -235,64 +235,66 @@ def run_features(paths: Paths, cfg=None) -> dict:
     return fields
 
 
-def _fit_and_test(
-    make_model,
-    name: str,
-    checkpoint,
-    train,
-    is_val,
-    test,
-    columns: list[str],
-    dtype,
-    cfg,
-    extra: dict | None = None,
-    candidates: list | None = None,
-):
-    """What both models share: seed, build, fit on train minus the validation slice (early stopping
-    watches that slice), then (``cfg.refit``) a fresh model on all train rows for the chosen number of
-    epochs; score the test set once, save the checkpoint. Returns (model, fields).
-
-    ``candidates``: other TrainConfigs to try besides ``cfg``; the one with the best validation AUC
-    is kept (and refit), each tried one is reported under ``tried``."""
+def _xy(df: pd.DataFrame, columns: list[str], dtype):
     import torch
 
-    from mlrec.models import save_checkpoint
-    from mlrec.offline.train import fit, fit_epochs, predict_logits, roc_auc
+    return (
+        torch.from_numpy(df[columns].to_numpy(dtype, copy=True)),
+        torch.from_numpy(df[LABEL].to_numpy(np.float32, copy=True)),
+    )
 
-    def tensors(df):
-        return (
-            torch.from_numpy(df[columns].to_numpy(dtype, copy=True)),
-            torch.from_numpy(df[LABEL].to_numpy(np.float32, copy=True)),
-        )
 
-    x_fit, y_fit = tensors(train[~is_val])
-    x_val, y_val = tensors(train[is_val])
-    x_test, y_test = tensors(test)
+def _early_stop(make_model, train, is_val, columns: list[str], dtype, configs: list) -> dict:
+    """Stage 1 of a seed-protocol model: for each TrainConfig of ``configs``, seed, build, fit on train
+    minus the validation slice (early stopping watches that slice); keep the config with the best
+    validation AUC (a tie keeps the earlier). Returns its config, weights and result, and every
+    config tried."""
+    import torch
 
-    def fit_one(c):
+    from mlrec.offline.train import fit
+
+    x_fit, y_fit = _xy(train[~is_val], columns, dtype)
+    x_val, y_val = _xy(train[is_val], columns, dtype)
+    runs = []
+    for c in configs:
         torch.manual_seed(c.seed)
-        m = make_model()
-        return c, m, fit(m, x_fit, y_fit, x_val, y_val, c)
-
-    runs = [fit_one(c) for c in [cfg, *(c for c in candidates or [] if c != cfg)]]
-    cfg, model, result = max(runs, key=lambda run: run[2].best_val_auc)  # a tie keeps the given cfg
+        model = make_model()
+        runs.append((c, model, fit(model, x_fit, y_fit, x_val, y_val, c)))
+    cfg, model, result = max(runs, key=lambda run: run[2].best_val_auc)  # max keeps the first of equals
     tried = [
         dict(lr=c.lr, weight_decay=c.weight_decay, patience=c.patience, val_auc=round(r.best_val_auc, 4))
         for c, _, r in runs
     ]
+    return dict(cfg=cfg, state_dict=model.state_dict(), result=result, tried=tried)
+
+
+def _refit_and_test(
+    make_model, name: str, checkpoint, train, test, columns: list[str], dtype, stage1: dict, extra=None
+):
+    """Stage 2: (``cfg.refit``) a fresh model on all train rows for the epoch count stage 1 chose;
+    score the test set once; save the checkpoint. Returns the step's fields."""
+    import torch
+
+    from mlrec.models import save_checkpoint
+    from mlrec.offline.train import fit_epochs, predict_logits, roc_auc
+
+    cfg, result, tried = stage1["cfg"], stage1["result"], stage1["tried"]
+    x_test, y_test = _xy(test, columns, dtype)
+    model = make_model()
+    model.load_state_dict(stage1["state_dict"])
     refit: dict = {}
     if cfg.refit:
         refit["test_auc_before_refit"] = round(roc_auc(y_test.numpy(), predict_logits(model, x_test)), 4)
-        x_all, y_all = tensors(train)
         torch.manual_seed(cfg.seed)
         model = make_model()
+        x_all, y_all = _xy(train, columns, dtype)
         refit["refit_seconds"] = fit_epochs(model, x_all, y_all, result.best_epoch, cfg)
         refit["refit_epochs"] = result.best_epoch
     test_auc = roc_auc(y_test.numpy(), predict_logits(model, x_test))
     save_checkpoint(
         checkpoint, model, name, model.hparams, config=asdict(cfg), extra={**(extra or {}), "test_auc": test_auc}
     )
-    fields = dict(
+    return dict(
         epochs=len(result.history),
         best_epoch=result.best_epoch,
         val_auc=round(result.best_val_auc, 4),
@@ -301,7 +303,6 @@ def _fit_and_test(
         **({"lr": cfg.lr, "weight_decay": cfg.weight_decay, "tried": tried} if len(tried) > 1 else {}),
         history=[asdict(h) for h in result.history],
     )
-    return model, fields
 
 
 def _seed_mf_job(paths: Paths, offline: pd.DataFrame, n_users: int, n_items: int, cfg) -> dict:
@@ -309,19 +310,14 @@ def _seed_mf_job(paths: Paths, offline: pd.DataFrame, n_users: int, n_items: int
     from mlrec.models import MatrixFactorization
     from mlrec.offline.features import validation_mask
 
-    train = offline[offline[ISTEST] == 0]
-    _, fields = _fit_and_test(
-        lambda: MatrixFactorization(n_users, n_items),
-        "mf",
-        paths.recall_model,
-        train,
-        validation_mask(train),
-        offline[offline[ISTEST] == 1],
-        [USERID, ITEMID],
-        np.int64,
-        cfg,
-    )
-    return fields
+    train, test = offline[offline[ISTEST] == 0], offline[offline[ISTEST] == 1]
+    columns = [USERID, ITEMID]
+
+    def make_model():
+        return MatrixFactorization(n_users, n_items)
+
+    stage1 = _early_stop(make_model, train, validation_mask(train), columns, np.int64, [cfg])
+    return _refit_and_test(make_model, "mf", paths.recall_model, train, test, columns, np.int64, stage1)
 
 
 def run_vector_recall(paths: Paths, cfg=None) -> dict:
@@ -431,30 +427,50 @@ def _within_candidates_ndcg(frame: pd.DataFrame, scores: np.ndarray, k: int = 10
     return float(ndcg_at_k(hits[has], n_relevant[has], k).mean())
 
 
-def _seed_protocol_job(paths: Paths, cfg) -> dict:
-    """The seed-protocol DeepFM: fit, refit, test AUC; writes ``deepfm_seed.pt``. Runs in a worker."""
-    from mlrec.models import DeepFM
+def _seed_protocol_tables(paths: Paths):
     from mlrec.offline.feature_meta import FeatureMeta
 
+    seed_meta = FeatureMeta.load(paths.seed_feature_meta)
+    train = io.read_parquet(paths.train_features, FEATURES_SCRIPT)
+    return seed_meta, train, io.read_parquet(paths.test_features, FEATURES_SCRIPT)
+
+
+def _seed_protocol_job(paths: Paths, cfg) -> dict:
+    """The seed-protocol DeepFM, stage 1: every setting of :func:`seed_protocol_configs` early-stopped
+    on the validation slice, the best kept. Runs in a worker; :func:`_seed_protocol_refit_job` follows."""
+    from mlrec.models import DeepFM
+
     with timed() as t:
-        seed_meta = FeatureMeta.load(paths.seed_feature_meta)
-        first, *rest = seed_protocol_configs(cfg)
-        train = io.read_parquet(paths.train_features, FEATURES_SCRIPT)
-        test = io.read_parquet(paths.test_features, FEATURES_SCRIPT)
-        _, fields = _fit_and_test(
+        seed_meta, train, _ = _seed_protocol_tables(paths)
+        stage1 = _early_stop(
+            lambda: DeepFM.from_meta(seed_meta),
+            train,
+            train[ISVAL].to_numpy() == 1,
+            seed_meta.names,
+            np.float32,
+            seed_protocol_configs(cfg),
+        )
+    return {**stage1, "seconds": t["seconds"]}
+
+
+def _seed_protocol_refit_job(paths: Paths, stage1: dict) -> dict:
+    """The seed-protocol DeepFM, stage 2: refit, test AUC; writes ``deepfm_seed.pt``. Runs in a worker."""
+    from mlrec.models import DeepFM
+
+    with timed() as t:
+        seed_meta, train, test = _seed_protocol_tables(paths)
+        fields = _refit_and_test(
             lambda: DeepFM.from_meta(seed_meta),
             "deepfm",
             paths.seed_rank_model,
             train,
-            train[ISVAL].to_numpy() == 1,
             test,
             seed_meta.names,
             np.float32,
-            first,
+            stage1,
             extra={"feature_names": seed_meta.names},
-            candidates=rest,
         )
-    return {**fields, "features": seed_meta.n_features, "seconds": t["seconds"]}
+    return {**fields, "features": seed_meta.n_features, "seconds": round(stage1["seconds"] + t["seconds"], 3)}
 
 
 def _served_examples(paths: Paths):
@@ -464,47 +480,65 @@ def _served_examples(paths: Paths):
     return FeatureMeta.load(paths.feature_meta), io.read_parquet(paths.rank_examples, FEATURES_SCRIPT)
 
 
+def _member_rows(examples: pd.DataFrame, seed: int, max_rows: int | None) -> tuple[np.ndarray, np.ndarray]:
+    """The rows a member trains on (train moment) and early-stops on (val moment), each moment capped
+    at ``max_rows`` (default :data:`SERVED_MAX_ROWS`) by :func:`~mlrec.offline.candidates.cap_negatives`,
+    sampled from the member's own seed (so the members also see different negatives)."""
+    from mlrec.offline.candidates import MOMENT, TRAIN_MOMENT, VAL_MOMENT, cap_negatives
+
+    max_rows = SERVED_MAX_ROWS if max_rows is None else max_rows
+    moment, label = examples[MOMENT].to_numpy(), examples[LABEL].to_numpy()
+    capped = []
+    for key in (TRAIN_MOMENT, VAL_MOMENT):
+        rows = np.flatnonzero(moment == key)
+        capped.append(rows[cap_negatives(label[rows], max_rows, seed=[seed, key])])
+    return capped[0], capped[1]
+
+
 def _served_member_job(paths: Paths, cfg, member: int, max_rows: int | None = None) -> dict:
-    """One member of the served ranker, seeded ``cfg.seed + member``: trained on the train moment,
-    early-stopped on the val moment, then (``cfg.refit``) a fresh model refit on both moments for the
-    chosen epoch count. Each moment's rows are capped at ``max_rows`` (default :data:`SERVED_MAX_ROWS`)
-    by :func:`~mlrec.offline.candidates.cap_negatives`, sampled from the member's own seed (so the
-    members also see different negatives). Returns its weights, its logits on every val-moment row
-    (before the refit), its history and its row counts."""
+    """One member of the served ranker, stage 1, seeded ``cfg.seed + member``: trained on the train
+    moment, early-stopped on the val moment (rows: :func:`_member_rows`). Returns its weights, its
+    result, its logits on every val-moment row, its row counts. Runs in a worker; with ``cfg.refit``,
+    :func:`_served_member_refit_job` follows."""
     import torch
 
     from mlrec.models import DeepFM
-    from mlrec.offline.candidates import MOMENT, TRAIN_MOMENT, VAL_MOMENT, cap_negatives
-    from mlrec.offline.train import fit, fit_epochs, predict_logits
+    from mlrec.offline.candidates import MOMENT, VAL_MOMENT
+    from mlrec.offline.train import fit, predict_logits
 
     cfg = replace(cfg, seed=cfg.seed + member)
-    max_rows = SERVED_MAX_ROWS if max_rows is None else max_rows
     meta, examples = _served_examples(paths)
-    x = torch.from_numpy(examples[meta.names].to_numpy(np.float32, copy=True))
-    y = torch.from_numpy(examples[LABEL].to_numpy(np.float32, copy=True))
-    moment = examples[MOMENT].to_numpy()
-    rows = {key: np.flatnonzero(moment == key) for key in (TRAIN_MOMENT, VAL_MOMENT)}
-    capped = {
-        key: torch.from_numpy(r[cap_negatives(y.numpy()[r], max_rows, seed=[cfg.seed, key])]) for key, r in rows.items()
-    }
-    fit_rows, es_rows = capped[TRAIN_MOMENT], capped[VAL_MOMENT]
+    fit_rows, es_rows = _member_rows(examples, cfg.seed, max_rows)
+    x_fit, y_fit = _xy(examples.iloc[fit_rows], meta.names, np.float32)
+    x_es, y_es = _xy(examples.iloc[es_rows], meta.names, np.float32)
     torch.manual_seed(cfg.seed)
     model = DeepFM.from_meta(meta, **SERVED_RANKER)
-    result = fit(model, x[fit_rows], y[fit_rows], x[es_rows], y[es_rows], cfg)
-    val_logits = predict_logits(model, x[torch.from_numpy(rows[VAL_MOMENT])])
-    refit_seconds = None
-    refit_rows = torch.cat([fit_rows, es_rows])
-    if cfg.refit:
-        torch.manual_seed(cfg.seed)
-        model = DeepFM.from_meta(meta, **SERVED_RANKER)
-        refit_seconds = fit_epochs(model, x[refit_rows], y[refit_rows], result.best_epoch, cfg)
+    result = fit(model, x_fit, y_fit, x_es, y_es, cfg)
+    val = examples.loc[examples[MOMENT].to_numpy() == VAL_MOMENT]
     return dict(
         state_dict=model.state_dict(),
         result=result,
-        val_logits=val_logits,
-        refit_seconds=refit_seconds,
-        rows=dict(fit=len(fit_rows), early_stopping=len(es_rows), refit=len(refit_rows) if cfg.refit else 0),
+        val_logits=predict_logits(model, _xy(val, meta.names, np.float32)[0]),
+        rows=dict(fit=len(fit_rows), early_stopping=len(es_rows)),
     )
+
+
+def _served_member_refit_job(paths: Paths, cfg, member: int, epochs: int, max_rows: int | None = None) -> dict:
+    """One member, stage 2: a fresh model (same seed) trained on the rows of both moments that stage 1
+    used, for the ``epochs`` its early stopping chose. Returns its weights and seconds. Runs in a worker."""
+    import torch
+
+    from mlrec.models import DeepFM
+    from mlrec.offline.train import fit_epochs
+
+    cfg = replace(cfg, seed=cfg.seed + member)
+    meta, examples = _served_examples(paths)
+    rows = np.concatenate(_member_rows(examples, cfg.seed, max_rows))
+    torch.manual_seed(cfg.seed)
+    model = DeepFM.from_meta(meta, **SERVED_RANKER)
+    x, y = _xy(examples.iloc[rows], meta.names, np.float32)
+    seconds = fit_epochs(model, x, y, epochs, cfg)
+    return dict(state_dict=model.state_dict(), refit_seconds=seconds, refit_rows=len(rows))
 
 
 def run_rank_train(paths: Paths, cfg=None) -> dict:
@@ -525,9 +559,20 @@ def run_rank_train(paths: Paths, cfg=None) -> dict:
     cfg = cfg or TrainConfig()
     workers = Settings.from_env().offline_workers
     with timed() as t:
+        # stage 1 (early stopping) of the seed-protocol DeepFM and of every member; each one's refit
+        # is queued the moment its epoch count is known (run_jobs' ``then``)
         jobs: list = [(_seed_protocol_job, (paths, cfg))]
         jobs += [(_served_member_job, (paths, cfg, member)) for member in range(SERVED_MEMBERS)]
-        seed_fields, *members = run_jobs(jobs, workers)
+        stage1: dict[int, dict] = {}
+
+        def then(i: int, out: dict):
+            stage1[i] = out
+            if i == 0:
+                return _seed_protocol_refit_job, (paths, out)
+            return (_served_member_refit_job, (paths, cfg, i - 1, out["result"].best_epoch)) if cfg.refit else None
+
+        seed_fields, *refits = run_jobs(jobs, workers, then)
+        members = [{**stage1[i + 1], **refit} for i, refit in enumerate(refits)]
 
         meta, examples = _served_examples(paths)
         models = []
@@ -562,7 +607,7 @@ def run_rank_train(paths: Paths, cfg=None) -> dict:
         val_ndcg10_members=[round(_within_candidates_ndcg(val, m["val_logits"]), 4) for m in members],
         val_ndcg10_recall_order=round(ndcg_recall, 4),
         **({"refit_seconds": [m["refit_seconds"] for m in members]} if cfg.refit else {}),
-        rows=members[0]["rows"],  # per member (each samples its own negatives, the counts are equal)
+        rows={**members[0]["rows"], "refit": members[0].get("refit_rows", 0)},  # equal for every member
         history=[[asdict(h) for h in r.history] for r in results],
         offline_workers=workers,
         seconds=t["seconds"],
