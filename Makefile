@@ -14,7 +14,7 @@ SERVER_DIR := .runtime/server
 USERID ?= 1
 
 .PHONY: help venv data offline load demo test test-unit lint services-up services-down services-status \
-	server-up server-down serve client eval bench bench-online clean
+	server-up server-down serve client eval bench bench-online bench-events clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
@@ -102,6 +102,9 @@ bench: venv  ## offline benchmark on synthetic data at 1M and 10M ratings
 
 bench-online: venv  ## latency and throughput of the running server at concurrency 1, 4, 16 (make server-up first)
 	$(PYTHON) benchmarks/bench_online.py --url http://127.0.0.1:$(SERVER_PORT)
+
+bench-events: venv  ## POST /ml/event: ingestion rate, event-to-visible time, /ml/rec p99 with and without it (make server-up first)
+	$(PYTHON) benchmarks/bench_events.py --url http://127.0.0.1:$(SERVER_PORT)
 
 clean:  ## remove pipeline artifacts (keeps downloads and services)
 	find data_exchange_center -mindepth 1 -maxdepth 1 ! -name README.md ! -name cache ! -name raw -exec rm -rf {} +

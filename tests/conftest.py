@@ -161,6 +161,22 @@ def chain(services, offline_run):
                 shutil.rmtree(repo / settings.triton_model, ignore_errors=True)
 
 
+@pytest.fixture
+def chain_redis_restored(chain) -> Iterator[redis.Redis]:
+    """A client of the chain's Redis db; every key is put back as it was after the test (tests that post
+    events change users, and other tests compare Redis with the offline artifacts)."""
+    settings = chain[0]
+    client = redis.Redis(host=settings.host, port=settings.redis_port, db=settings.redis_db, socket_timeout=10.0)
+    saved = {key: client.dump(key) for key in client.scan_iter(count=1000)}
+    try:
+        yield client
+    finally:
+        client.flushdb()
+        for key, dump in saved.items():
+            client.restore(key, 0, dump, replace=True)
+        client.close()
+
+
 def pytest_collection_modifyitems(config, items):
     for item in items:
         if "services" in getattr(item, "fixturenames", ()):

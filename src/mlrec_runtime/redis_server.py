@@ -59,8 +59,12 @@ class RedisServer(Service):
             "daemonize no\n"  # we own the process: it must stay in the foreground
             'logfile ""\n'  # stdout, which the runtime appends to redis.log
             f"dir {data}\n"
-            "save 300 1\n"  # the demo's keys survive a restart without an AOF's write cost
-            "appendonly no\n"
+            "save 300 1\n"
+            # POST /ml/event's log must survive a crash: with the append-only file each write reaches
+            # the file (write(2)) before Redis replies, so a killed Redis loses no acknowledged event;
+            # everysec fsyncs once a second (an OS crash or power cut can lose that last second)
+            "appendonly yes\n"
+            "appendfsync everysec\n"
             "maxmemory-policy noeviction\n"
         )
 

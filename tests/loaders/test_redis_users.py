@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 from mlrec.core import io
-from mlrec.core.constants import ITEMID, USERID
+from mlrec.core.constants import ITEMID, LABEL, TS, USERID
 from mlrec.core.io import ArtifactError
 from mlrec.core.paths import ITEM_RECALL_SCRIPT, Paths
 from mlrec.core.settings import Settings
@@ -38,6 +38,18 @@ def _artifacts(paths: Paths) -> dict:
     io.write_id_lists(seen, paths.user_filter, USERID, ITEMID)
     io.write_id_lists(recent, paths.user_recent, USERID, ITEMID)
     io.write_npy(vectors, paths.user_vector)
+    io.write_npy(rng.random((N_ITEMS, 16)).astype(np.float32) * (np.arange(N_ITEMS) > 0)[:, None], paths.item_vector)
+    io.write_json(paths.retrieval_params, {"factors": 16, "iterations": 2, "regularization": 0.5, "alpha": 2.0})
+    events = pd.DataFrame(  # the offline events behind ``seen``, in time order (the loader keeps a window)
+        {
+            USERID: [USERS[0]] * 3 + [USERS[1]],
+            ITEMID: [2, 1, 3, 5],
+            LABEL: np.array([1, 0, 1, 1], np.int8),
+            TS: [10, 20, 30, 5],
+        }
+    )
+    paths.offline_imp.parent.mkdir(parents=True, exist_ok=True)
+    events.to_parquet(paths.offline_imp)
     tables = {}
     for k, channel in enumerate(NEIGHBOUR_CHANNELS):
         ids = np.zeros((N_ITEMS, 3), np.int32)
@@ -53,7 +65,7 @@ def _artifacts(paths: Paths) -> dict:
     )
     paths.popular.parent.mkdir(parents=True, exist_ok=True)
     popular.to_parquet(paths.popular)
-    return dict(recent=recent, tables=tables, popular=popular)
+    return dict(recent=recent, tables=tables, popular=popular, events=events)
 
 
 @pytest.fixture
@@ -67,6 +79,7 @@ def test_load_redis_writes_recent_lists_neighbour_tables_and_the_popular_parquet
     client = redis_store.connect(settings, timeout=10.0)
     keys = [redis_store.user_key(u) for u in USERS] + [redis_store.POPULAR_KEY]
     keys += [redis_store.neighbour_key(c) for c in NEIGHBOUR_CHANNELS]
+    keys += [redis_store.ITEM_VECTORS_KEY, redis_store.ALS_KEY]
     try:
         fields = load_redis(paths, settings)
         assert fields["users"] == 2 and fields["popular"] == 3
@@ -74,6 +87,16 @@ def test_load_redis_writes_recent_lists_neighbour_tables_and_the_popular_parquet
         for userid, recent in art["recent"].items():
             got = redis_store.read_user(client, userid)
             assert got is not None and got.recent.tolist() == recent
+            window = art["events"][art["events"][USERID] == userid]  # the whole history: under WINDOW_N
+            assert got.window[ITEMID].tolist() == window[ITEMID].tolist()
+            assert got.window[TS].tolist() == window[TS].tolist()
+            assert got.window[LABEL].tolist() == window[LABEL].tolist()
+        item_vectors = np.load(paths.item_vector)
+        fold = redis_store.read_fold_in(client, [3, 0, 1, 99, 3])  # 0 and 99 have no vector
+        assert fold is not None and fold.ids.tolist() == [1, 3]
+        np.testing.assert_array_equal(fold.vectors, item_vectors[[1, 3]])
+        np.testing.assert_allclose(fold.gram, item_vectors.T @ item_vectors, rtol=1e-5)
+        assert (fold.regularization, fold.alpha) == (0.5, 2.0)
         for channel, (ids, weights) in art["tables"].items():
             got_ids, got_weights = redis_store.read_neighbours(client, channel, np.arange(N_ITEMS))
             width = got_ids.shape[1]

@@ -106,6 +106,7 @@ def test_routes(make_app):
     rules = {r.rule: r.methods - {"HEAD", "OPTIONS"} for r in make_app().url_map.iter_rules() if r.endpoint != "static"}
     assert rules == {
         "/ml/rec": {"POST"},
+        "/ml/event": {"POST"},
         "/healthz": {"GET"},
         "/metrics": {"GET"},
         "/openapi.json": {"GET"},

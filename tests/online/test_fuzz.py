@@ -37,6 +37,7 @@ from mlrec.core import io
 from mlrec.core.paths import TERMS_SCRIPT
 from mlrec.core.settings import Settings
 from mlrec.online.app import create_app
+from mlrec.online.events import Applied, Event
 from mlrec.online.openapi import build_spec
 from mlrec.online.recommender import RecItem, RecResult
 
@@ -70,15 +71,29 @@ def fuzz(
     modes: tuple[GenerationMode, ...] = (GenerationMode.POSITIVE, GenerationMode.NEGATIVE),
     headers: dict[str, str] | None = None,
     known_users: Sequence[int] = (),
+    event_users_from: int | None = None,
 ) -> Answers:
     """Fuzz ``app`` (every operation, or one) with schemathesis, ``max_examples`` per mode.
 
+    ``event_users_from`` moves every event's valid userid into ``[event_users_from, +1000)``.
     ``known_users`` steers about half of the bodies that carry a valid ``userid`` to a user the
     stores know (random integers almost never are one), so the fuzz reaches the ranking path and
     not only the popular fallback; bodies invalid for another reason stay invalid.
     Any failed check (a 5xx first of all) raises with the request that caused it and a curl line.
     """
     schema = schemathesis.openapi.from_wsgi("/openapi.json", app)
+    if event_users_from is not None:
+
+        @schema.hook("map_body")
+        def _events_to_reserved_users(context, body):
+            """Accepted events change their users: keep them off the users other tests compare."""
+            if context.operation is None or context.operation.path != "/ml/event":
+                return body
+            for event in body if isinstance(body, list) else [body]:
+                if isinstance(event, dict) and type(event.get("userid")) is int and event["userid"] >= 1:
+                    event["userid"] = event_users_from + event["userid"] % 1000
+            return body
+
     if known_users:
 
         @schema.hook("flatmap_body")
@@ -132,6 +147,12 @@ class RecommenderDouble:
     def refresh_items(self) -> int:
         return 7
 
+    def is_item(self, itemid: int) -> bool:
+        return itemid <= 100
+
+    def ingest(self, events: list[Event]) -> Applied:
+        return Applied(accepted=len(events), users=sorted({e.userid for e in events}))
+
 
 def _app(tmp_path, recommender: object, **settings) -> Flask:
     return create_app(
@@ -166,6 +187,7 @@ def test_fuzz_request_handling_has_no_server_errors(tmp_path):
     assert any(1 <= userid <= 10 for userid in double.userids)  # the steering reaches the recommender
     assert 200 in answers.of("POST /ml/rec", "positive")
     assert answers.of("POST /ml/rec", "negative") <= {400, 413}
+    assert answers.of("POST /ml/event", "negative") <= {400, 413}
     assert answers.of("POST /admin/refresh-items", "positive") == {404}  # no token configured
 
 
@@ -177,11 +199,12 @@ def test_fuzz_admin_with_the_token_has_no_server_errors(tmp_path):
 
 
 # -- integration: the real chain -------------------------------------------------------------------
-def test_fuzz_the_real_chain_has_no_server_errors(chain):
+def test_fuzz_the_real_chain_has_no_server_errors(chain, chain_redis_restored):
     _, paths, app, _, _ = chain
     users = sorted(io.read_id_lists(paths.user_filter, TERMS_SCRIPT))  # the users loaded into Redis
-    answers = fuzz(app, max_examples=100, known_users=users)
-    for label in ("POST /ml/rec", "GET /healthz", "GET /metrics", "POST /admin/refresh-items"):
+    answers = fuzz(app, max_examples=100, known_users=users, event_users_from=10**9)
+    assert answers.of("POST /ml/event", "negative") <= {400, 413}
+    for label in ("POST /ml/rec", "POST /ml/event", "GET /healthz", "GET /metrics", "POST /admin/refresh-items"):
         assert answers.of(label, "positive"), f"{label} was never called"
     assert 200 in answers.of("POST /ml/rec", "positive")
     assert answers.of("POST /ml/rec", "negative") <= {400, 413}

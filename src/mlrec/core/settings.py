@@ -61,6 +61,8 @@ class Settings:
     es_ca_path: str = ""  # CA bundle for an https Elasticsearch; certificates are always verified over https
     admin_token: str = field(default="", repr=False)  # bearer token for /admin/*; unset = /admin/* is off
     max_body_bytes: int = 64 * 1024  # larger request bodies get 413
+    # POST /ml/event takes up to 1,000 events (~100 bytes each) per request, so its own, larger limit
+    max_event_body_bytes: int = 256 * 1024
     data_dir: Path = DEFAULT_DATA_DIR  # every artifact (data_exchange_center/)
     dataset: str = "ml-100k"  # what offline/preprocess/s0_get_data.py fetches without --dataset
     log_level: str = "WARNING"
@@ -114,6 +116,7 @@ class Settings:
             es_ca_path=get("MLREC_ES_CA_PATH", d.es_ca_path),
             admin_token=get("MLREC_ADMIN_TOKEN", d.admin_token),
             max_body_bytes=get("MLREC_MAX_BODY_BYTES", d.max_body_bytes),
+            max_event_body_bytes=get("MLREC_MAX_EVENT_BODY_BYTES", d.max_event_body_bytes),
             data_dir=Path(get("MLREC_DATA_DIR", str(d.data_dir))).resolve(),
             dataset=get("MLREC_DATASET", d.dataset),
             log_level=get("MLREC_LOG_LEVEL", d.log_level).upper(),

@@ -8,11 +8,12 @@ from typing import NoReturn
 import numpy as np
 
 from mlrec.core import io
-from mlrec.core.constants import ITEMID
+from mlrec.core.constants import ITEMID, LABEL, TS, USERID
 from mlrec.core.log import summary, timed
 from mlrec.core.paths import (
     ITEM_RECALL_SCRIPT,
     REDIS_SCRIPT,
+    SPLIT_SCRIPT,
     TERM_RECALL_SCRIPT,
     TERMS_SCRIPT,
     VECTOR_RECALL_SCRIPT,
@@ -22,6 +23,8 @@ from mlrec.core.paths import (
 from mlrec.core.settings import Settings
 from mlrec.loaders import LoadCheckError
 from mlrec.offline.channels import NEIGHBOUR_CHANNELS
+from mlrec.offline.split import ordered
+from mlrec.offline.user_state import window_events
 from mlrec.online import redis_store
 
 POPULAR_SCORE = "score"  # the popular list's score column (``paths.popular``: itemid, score; best first)
@@ -47,22 +50,27 @@ def _differs(what: str, settings: Settings) -> NoReturn:
 
 
 def load_redis(paths: Paths, settings: Settings) -> dict:
-    """One hash per user (terms, vector, seen filter, recent items), one neighbour table per
+    """One hash per user (terms, vector, seen filter, recent items, event window), one neighbour table per
     item-to-item channel, and the popular list; then a sample of each is read back and compared."""
     with timed() as t:
         terms = io.read_id_lists(paths.user_term, TERM_RECALL_SCRIPT)
         vectors = io.read_npy(paths.user_vector, VECTOR_RECALL_SCRIPT)
         seen = io.read_id_lists(paths.user_filter, TERMS_SCRIPT)
         recent = io.read_id_lists(paths.user_recent, ITEM_RECALL_SCRIPT)
+        offline = io.read_parquet(paths.offline_imp, SPLIT_SCRIPT, columns=[USERID, ITEMID, LABEL, TS])
+        windows = window_events(ordered(offline))
         neighbours = {channel: read_neighbours(paths, channel) for channel in NEIGHBOUR_CHANNELS}
         pop_ids, pop_scores = read_popular(paths)
+        item_vectors = io.read_npy(paths.item_vector, VECTOR_RECALL_SCRIPT)
+        als_params = io.read_json(paths.retrieval_params, VECTOR_RECALL_SCRIPT)
         client = redis_store.connect(settings, timeout=10.0)
-        n = redis_store.write_users(client, terms, vectors, seen, recent)
+        n = redis_store.write_users(client, terms, vectors, seen, recent, windows)
         written = {
             channel: redis_store.write_neighbours(client, channel, ids, weights)
             for channel, (ids, weights) in neighbours.items()
         }
         redis_store.write_popular(client, pop_ids, pop_scores)
+        redis_store.write_fold_in(client, item_vectors, als_params)
 
     sample = min(seen)
     got = redis_store.read_user(client, sample)
@@ -72,6 +80,7 @@ def load_redis(paths: Paths, settings: Settings) -> dict:
         or not np.array_equal(got.vector, vectors[sample])
         or not np.array_equal(got.seen, seen[sample])
         or not np.array_equal(got.recent, recent.get(sample, np.zeros(0, np.int32)))
+        or not np.array_equal(got.window, windows[sample])
     ):
         _differs(redis_store.user_key(sample), settings)
     for channel, (ids, weights) in neighbours.items():
@@ -90,13 +99,18 @@ def load_redis(paths: Paths, settings: Settings) -> dict:
             and not expected_ids[:, width:].any()
         ):
             _differs(f"{redis_store.neighbour_key(channel)} (items {items.tolist()})", settings)
+    fold = redis_store.read_fold_in(client, got.seen)
+    expected = item_vectors[np.unique(got.seen)]
+    if fold is None or not np.array_equal(fold.vectors, expected[expected.any(axis=1)]):
+        _differs(f"{redis_store.ITEM_VECTORS_KEY} (the sample user's items)", settings)
     got_pop = redis_store.read_popular(client)
     if not (np.array_equal(got_pop[0], pop_ids) and np.array_equal(got_pop[1], pop_scores)):
         _differs(redis_store.POPULAR_KEY, settings)
     head = [round(float(v), 4) for v in got.vector[:4]]
     print(
         f"redis check: HGETALL {redis_store.user_key(sample)} -> term={got.terms} vector[:4]={head} "
-        f"filter={len(got.seen)} recent={len(got.recent)} items; neighbours of its recent items and the "
+        f"filter={len(got.seen)} recent={len(got.recent)} items, window={len(got.window)} events; "
+        "neighbours of its recent items and the "
         f"popular list (matches offline)"
     )
     fields = dict(

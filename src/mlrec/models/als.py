@@ -36,3 +36,17 @@ def als_factors(
         )
         model.fit(x.astype(np.float32), show_progress=False)
     return np.asarray(model.user_factors), np.asarray(model.item_factors)
+
+
+def fold_in(vectors: np.ndarray, gram: np.ndarray, regularization: float, alpha: float) -> np.ndarray:
+    """The user vector implicit's ALS solves for a user who picked the items whose vectors are ``vectors``
+    (rows), against fixed item vectors whose Gram matrix ``Y^T Y`` is ``gram``: float32 (factors,).
+
+    Hu, Koren, Volinsky 2008, eq. (4), with a pick's confidence ``alpha`` as ``implicit`` scales it:
+    ``x = (Y^T Y + reg I + sum_i (alpha - 1) y_i y_i^T)^-1 sum_i alpha y_i``; equal to
+    ``AlternatingLeastSquares.recalculate_user`` (a test checks it). Why: a user who arrived through
+    ``POST /ml/event`` gets a vector for the kNN channel from their first events, without retraining.
+    """
+    y = np.asarray(vectors, dtype=np.float64).reshape(-1, gram.shape[0])
+    a = np.asarray(gram, dtype=np.float64) + regularization * np.eye(gram.shape[0]) + (alpha - 1.0) * (y.T @ y)
+    return np.linalg.solve(a, alpha * y.sum(axis=0)).astype(np.float32)

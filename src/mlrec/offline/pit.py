@@ -12,6 +12,8 @@ events, and the memory high-water mark is a few arrays of one column each.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+
 import numpy as np
 import pandas as pd
 
@@ -100,6 +102,15 @@ def seen_items(offline: pd.DataFrame) -> dict[int, np.ndarray]:
         return {}
     _, starts = _user_starts(userids)
     return dict(zip(userids[starts].tolist(), np.split(offline[ITEMID].to_numpy(), starts[1:]), strict=True))
+
+
+def genre_matrix(lists: Mapping[int, Sequence[int] | np.ndarray]) -> np.ndarray:
+    """The item x genre matrix back from :func:`item_genre_lists` (rows of items not listed stay False)."""
+    ids = np.fromiter(lists, dtype=np.int64, count=len(lists))
+    matrix = np.zeros((int(ids.max(initial=0)) + 1, N_GENRES), dtype=bool)
+    for itemid, codes in lists.items():
+        matrix[itemid, np.asarray(codes, dtype=np.int64)] = True
+    return matrix
 
 
 def item_genre_lists(genres: np.ndarray, itemids: np.ndarray) -> dict[int, list[int]]:

@@ -1,5 +1,5 @@
-"""The Flask application: ``POST /ml/rec``, ``GET /healthz``, ``GET /metrics``, ``GET /openapi.json``,
-``POST /admin/refresh-items``.
+"""The Flask application: ``POST /ml/rec``, ``POST /ml/event``, ``GET /healthz``, ``GET /metrics``,
+``GET /openapi.json``, ``POST /admin/refresh-items``.
 
 Built by :func:`create_app` (Flask's application-factory pattern): settings come from the
 environment (:class:`~mlrec.core.settings.Settings`), tests pass overrides as ``test_config``, and the
@@ -41,6 +41,7 @@ from mlrec.online.errors import (
     Unauthorized,
     as_api_error,
 )
+from mlrec.online.events import parse_events
 from mlrec.online.feast_store import FeastClient
 from mlrec.online.openapi import MAX_JSON_DEPTH, REC_REQUEST, build_spec
 from mlrec.online.recommender import Recommender, RecResult
@@ -61,6 +62,7 @@ def build_recommender(settings: Settings, paths: Paths) -> Recommender:
         es_alias=settings.es_index,
         feast=FeastClient(settings.feast_url, timeout_s=timeout),
         ranker=TritonRanker(settings.triton_grpc_url, settings.triton_model, timeout_s=timeout),
+        item_genres=paths.item_genres,
     )
 
 
@@ -83,7 +85,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes  # one limit: enforced, and served in /openapi.json
     recommender = app.config.get("RECOMMENDER") or build_recommender(settings, app.config["PATHS"])
     app.extensions["recommender"] = recommender
-    app.extensions["openapi"] = build_spec(settings.max_body_bytes)
+    app.extensions["openapi"] = build_spec(settings.max_body_bytes, settings.max_event_body_bytes)
     if app.config["PREFETCH_ITEMS"]:
         try:
             recommender.refresh_items()
@@ -96,6 +98,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     @app.before_request
     def _refuse_large_bodies() -> None:
         """413 from the declared length, before a byte of the body is read, on every route."""
+        if request.endpoint == "ml.ml_event":
+            request.max_content_length = settings.max_event_body_bytes
         limit = request.max_content_length
         if limit is not None and request.content_length is not None and request.content_length > limit:
             raise PayloadTooLarge(limit)
@@ -217,6 +221,14 @@ def ml_rec() -> Response:
     result = current_app.extensions["recommender"].recommend(userid, size)
     metrics.observe(result.timings_ms)
     return _response(result)
+
+
+@bp.post("/ml/event")
+def ml_event() -> Response:
+    """Log events durably and apply them to the users' recall state (:mod:`mlrec.online.events`)."""
+    recommender = current_app.extensions["recommender"]
+    events = parse_events(read_json_body(request), recommender.is_item)
+    return jsonify(recommender.ingest(events).to_dict())
 
 
 @bp.get("/metrics")

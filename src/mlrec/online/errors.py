@@ -82,6 +82,19 @@ class DependencyUnavailable(ApiError):
         super().__init__(f"{dependency} unavailable", dependency=dependency, reason=reason)
 
 
+class CatalogueMissing(ApiError):
+    """``POST /ml/event`` before the offline steps wrote the catalogue's item genres."""
+
+    status = 503
+
+    def __init__(self, path: object) -> None:
+        super().__init__(
+            f"the item catalogue ({path}) is missing",
+            "run the offline steps (make offline) so the server can check items and compute terms",
+            dependency="catalogue",
+        )
+
+
 class HttpError(ApiError):
     """A werkzeug HTTP error (unknown URL, wrong method, ...) with its status, as JSON."""
 

@@ -133,20 +133,20 @@ def load_items(
 
 
 def hybrid_query(terms: list[int], vector: np.ndarray, exclude: np.ndarray, k: int, num_candidates: int = 1000) -> dict:
-    """Search body: kNN on the user vector (boost 0.9) + genre terms (boost 0.1), seen items excluded in both."""
+    """Search body: kNN on the user vector (boost 0.9) + genre terms (boost 0.1), seen items excluded in both.
+
+    An empty ``vector`` (a user who so far arrived through ``POST /ml/event`` only) leaves the kNN out."""
     not_seen = {"bool": {"must_not": {"terms": {ITEMID: np.asarray(exclude).tolist()}}}}
-    body = {
-        "knn": {
+    body: dict[str, Any] = {"size": k, "_source": False}
+    if np.asarray(vector).size:
+        body["knn"] = {
             "field": VECTOR,
             "query_vector": np.asarray(vector, dtype=np.float32).tolist(),
             "k": k,
             "num_candidates": max(num_candidates, k),
             "boost": KNN_BOOST,
             "filter": not_seen,
-        },
-        "size": k,
-        "_source": False,
-    }
+        }
     if terms:
         body["query"] = {
             "bool": {"must": {"terms": {GENRES: [str(t) for t in terms], "boost": TERM_BOOST}}, "filter": not_seen}
@@ -177,7 +177,10 @@ def hybrid_search(
     k: int,
     num_candidates: int = 1000,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(item ids int64, Elasticsearch ``_score`` float32) of the hybrid recall, best first (at most ``k``)."""
+    """(item ids int64, Elasticsearch ``_score`` float32) of the hybrid recall, best first (at most ``k``);
+    empty, without a search, for a user with neither a vector nor terms."""
+    if not terms and not np.asarray(vector).size:
+        return np.zeros(0, np.int64), np.zeros(0, np.float32)
     body = {key: v for key, v in hybrid_query(terms, vector, exclude, k, num_candidates).items() if key != "_source"}
     res = es.search(index=alias, **body, **LEAN_FETCH)
     hits = res.get("hits", {}).get("hits", [])  # filter_path drops "hits" entirely when nothing matched

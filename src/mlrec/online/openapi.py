@@ -14,6 +14,7 @@ from typing import Any
 import mlrec
 from mlrec.core.constants import RECALL_SIZE, RESPONSE_SIZE
 from mlrec.online.errors import ADMIN_TOKEN_ENV
+from mlrec.online.events import MAX_EVENT_ID_LEN, MAX_EVENTS, MAX_FUTURE_S, RATING_MAX, RATING_MIN
 
 # The request body is one flat object (depth 1); anything nested deeper than this is refused
 # before it is parsed, so a hostile body cannot drive the recursive JSON parser into the stack limit.
@@ -31,6 +32,57 @@ REC_REQUEST: dict[str, Any] = {
             "default": RESPONSE_SIZE,
             "description": f"How many items to return (at most the {RECALL_SIZE} recalled candidates).",
         },
+    },
+}
+
+EVENT: dict[str, Any] = {
+    "type": "object",
+    "required": ["userid", "itemid", "rating"],
+    "properties": {
+        "userid": {"type": "integer", "minimum": 1, "maximum": 2**31 - 1, "description": "Who acted (new users too)."},
+        "itemid": {"type": "integer", "minimum": 1, "maximum": 2**31 - 1, "description": "A catalogue item."},
+        "rating": {
+            "type": "integer",
+            "minimum": RATING_MIN,
+            "maximum": RATING_MAX,
+            "description": "As in MovieLens; above 3 counts as a click.",
+        },
+        "timestamp": {
+            "type": "integer",
+            "minimum": 0,
+            "description": f"Unix seconds; default now; at most {MAX_FUTURE_S} s ahead of the server's clock.",
+        },
+        "event_id": {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": MAX_EVENT_ID_LEN,
+            "description": "Makes the event idempotent: a repeated id changes nothing. Generated when absent.",
+        },
+    },
+}
+
+_EVENT_REQUEST: dict[str, Any] = {
+    "oneOf": [
+        {"$ref": "#/components/schemas/Event"},
+        {"type": "array", "minItems": 1, "maxItems": MAX_EVENTS, "items": {"$ref": "#/components/schemas/Event"}},
+    ]
+}
+
+_EVENT_RESPONSE: dict[str, Any] = {
+    "type": "object",
+    "required": ["accepted", "duplicates", "users", "new_users", "event_ids", "folded", "updated"],
+    "properties": {
+        "accepted": {"type": "integer", "minimum": 0, "description": "New events logged and applied."},
+        "duplicates": {"type": "integer", "minimum": 0, "description": "Events whose event_id was already applied."},
+        "users": {"type": "array", "items": {"type": "integer"}, "description": "Users whose state changed."},
+        "new_users": {"type": "array", "items": {"type": "integer"}, "description": "Of those, users new to Redis."},
+        "event_ids": {"type": "array", "items": {"type": "string"}, "description": "Ids of the accepted events."},
+        "folded": {
+            "type": "array",
+            "items": {"type": "integer"},
+            "description": "Users without a retrieval vector who got one folded in from their items.",
+        },
+        "updated": {"type": "array", "items": {"type": "string"}, "description": "What the events changed."},
     },
 }
 
@@ -97,8 +149,10 @@ def _error(description: str, headers: dict | None = None) -> dict[str, Any]:
     return _json("Error", description, headers)
 
 
-def build_spec(max_body_bytes: int) -> dict[str, Any]:
-    """The whole API; ``max_body_bytes`` is the running app's 413 limit (``Settings.max_body_bytes``)."""
+def build_spec(max_body_bytes: int, max_event_body_bytes: int | None = None) -> dict[str, Any]:
+    """The whole API; ``max_body_bytes`` is the running app's 413 limit (``Settings.max_body_bytes``),
+    ``max_event_body_bytes`` that of ``POST /ml/event`` (default: the same)."""
+    max_event_body_bytes = max_event_body_bytes or max_body_bytes
     too_large = _error(f"The body is larger than {max_body_bytes} bytes.")
     json_body = (
         f"A JSON object (UTF-8, at most {max_body_bytes} bytes, nested at most {MAX_JSON_DEPTH} levels); "
@@ -136,6 +190,32 @@ def build_spec(max_body_bytes: int) -> dict[str, Any]:
                         "400": _error("Not a JSON object, too deep, or a field out of range; `field` names it."),
                         "413": too_large,
                         "503": _error("A backing service is down or slower than the timeout; `dependency` names it."),
+                    },
+                }
+            },
+            "/ml/event": {
+                "post": {
+                    "operationId": "events",
+                    "summary": "Log what users did; their next recommendation reflects it",
+                    "description": (
+                        "Each accepted event is appended to a durable log (a Redis stream in its append-only "
+                        "file) and applied to the user's seen filter, recent items and genre terms in one "
+                        "transaction. Every event is checked first: one bad event rejects the request and "
+                        "changes nothing."
+                    ),
+                    "requestBody": {
+                        "required": True,
+                        "description": (
+                            f"One event, or a list of at most {MAX_EVENTS} (UTF-8 JSON, at most "
+                            f"{max_event_body_bytes} bytes); a 400 names the field, as `events[i].field` in a list."
+                        ),
+                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/EventRequest"}}},
+                    },
+                    "responses": {
+                        "200": _json("EventResponse", "What was logged and updated."),
+                        "400": _error("A field is missing, of the wrong type or out of range; `field` names it."),
+                        "413": _error(f"The body is larger than {max_event_body_bytes} bytes."),
+                        "503": _error("Redis is down, or the catalogue is not built yet; `dependency` names it."),
                     },
                 }
             },
@@ -199,7 +279,15 @@ def build_spec(max_body_bytes: int) -> dict[str, Any]:
             },
         },
         "components": {
-            "schemas": {"RecRequest": REC_REQUEST, "RecResponse": _REC_RESPONSE, "Health": _HEALTH, "Error": _ERROR},
+            "schemas": {
+                "RecRequest": REC_REQUEST,
+                "RecResponse": _REC_RESPONSE,
+                "Event": EVENT,
+                "EventRequest": _EVENT_REQUEST,
+                "EventResponse": _EVENT_RESPONSE,
+                "Health": _HEALTH,
+                "Error": _ERROR,
+            },
             "securitySchemes": {
                 "adminToken": {
                     "type": "http",

@@ -19,11 +19,13 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import elasticsearch
 import numpy as np
 import redis
 
+from mlrec.core import io
 from mlrec.core.constants import ITEMID, RESPONSE_SIZE, USERID
 from mlrec.core.contracts import (
     DEPENDENCIES,
@@ -36,12 +38,15 @@ from mlrec.core.contracts import (
     STAGE_TRITON,
     TOTAL,
 )
+from mlrec.core.paths import TERMS_SCRIPT
 from mlrec.offline import channels
 from mlrec.offline.channels import CHANNEL_K, NEIGHBOUR_CHANNELS, Candidates, ChannelList
 from mlrec.offline.feature_meta import FeatureMeta
+from mlrec.offline.pit import genre_matrix
 from mlrec.online import es_index, redis_store
 from mlrec.online.assemble import FeatureAssembler
-from mlrec.online.errors import DependencyUnavailable
+from mlrec.online.errors import CatalogueMissing, DependencyUnavailable
+from mlrec.online.events import Applied, Event, apply_events
 from mlrec.online.feast_store import FeastClient, FeastError
 from mlrec.online.triton_ranker import TritonError, TritonRanker
 
@@ -154,12 +159,40 @@ class Recommender:
         es_alias: str,
         feast: FeastClient,
         ranker: TritonRanker,
+        item_genres: Path | None = None,
     ) -> None:
         self.meta, self.redis, self.es, self.es_alias = meta, redis_client, es, es_alias
         self.feast, self.ranker = feast, ranker
         self.retriever = Retriever(redis_client, es, es_alias)
         self._assembler: FeatureAssembler | None = None
         self._lock = threading.Lock()
+        self.item_genres_path = item_genres
+        self._genres: np.ndarray | None = None
+
+    # -- events (POST /ml/event) ---------------------------------------------------------------
+    @property
+    def genres(self) -> np.ndarray:
+        """The catalogue's item x genre matrix (the offline terms step's ``item_genres``), read once."""
+        genres = self._genres
+        if genres is None:
+            if self.item_genres_path is None or not self.item_genres_path.is_file():
+                raise CatalogueMissing(self.item_genres_path)
+            genres = genre_matrix(io.read_id_lists(self.item_genres_path, TERMS_SCRIPT))
+            self._genres = genres
+        return genres
+
+    def is_item(self, itemid: int) -> bool:
+        """Whether the catalogue holds ``itemid`` (an item with a genre row, as Elasticsearch holds it)."""
+        genres = self.genres
+        return 0 < itemid < len(genres) and bool(genres[itemid].any())
+
+    def ingest(self, events: list[Event]) -> Applied:
+        """Log ``events`` and apply them to their users' recall state (:func:`mlrec.online.events.apply_events`)."""
+        genres = self.genres
+        try:
+            return apply_events(self.redis, events, genres)
+        except redis.RedisError as exc:
+            raise DependencyUnavailable(DEPENDENCIES[STAGE_REDIS], type(exc).__name__) from exc
 
     # -- item features: fetched once from Feast, refreshed on demand ---------------------------
     def refresh_items(self) -> int:

@@ -8,8 +8,21 @@ key                field         encoding
 =================  ============  ==========================================================================
 ``user<id>``       term          comma-joined genre codes, e.g. ``"1,5,8"`` (readable in ``redis-cli``; may be empty)
 ``user<id>``       vector        16 little-endian float32 (64 bytes) — ``np.frombuffer`` decodes it with no parsing
+``user<id>``       folded        ``1`` when the vector was folded in from events (refolded at each event until
+                                 the next offline load writes a trained one); absent for a trained vector
 ``user<id>``       filter        little-endian int32 item ids the user has already seen offline
-``user<id>``       recent        little-endian int32 ids of the user's most recent offline items, most recent first
+``user<id>``       recent        little-endian int32 ids of the user's most recent items, most recent first
+``user<id>``       window        the user's latest events (:data:`~mlrec.offline.user_state.WINDOW_DTYPE`, 13
+                                 bytes each: int32 item, int8 label, int64 time), oldest first: what an event
+                                 needs to recompute the terms and recent items (``POST /ml/event``)
+``itemvec``        ``<itemid>``  the item's retrieval vector (16 little-endian float32), as Elasticsearch holds it
+``als``            gram          the item vectors' Gram matrix ``Y^T Y`` (float32, row-major), and
+``als``            reg, alpha    the retrieval ALS's regularization and alpha (text): a new user's vector
+                                 is folded in from these (:func:`mlrec.models.als.fold_in`)
+``events``         (stream)      every event ``POST /ml/event`` accepted: userid, itemid, rating, timestamp,
+                                 event_id; kept in Redis's append-only file, read back by the next offline run
+``evt:<event_id>`` (string)      the stream entry id of an applied event, kept ``EVENT_ID_TTL_S``: a repeated
+                                 event_id is not applied twice
 ``nbr:<channel>``  ``<itemid>``  the item's neighbours in an item-to-item channel (``ease``, ``seq``): n
                                  little-endian int32 ids then their n float32 weights, best first (the offline
                                  table's zero padding is not stored; an item without neighbours has no field)
@@ -32,7 +45,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import cast
 
 import numpy as np
@@ -43,11 +56,18 @@ from redis.typing import EncodableT, FieldT
 from tqdm import tqdm
 
 from mlrec.offline.channels import NEIGHBOUR_CHANNELS
+from mlrec.offline.user_state import WINDOW_DTYPE, UserState
 
 USER_PREFIX = "user"
+ITEM_VECTORS_KEY = "itemvec"
+ALS_KEY = "als"
+EVENTS_STREAM = "events"
+EVENT_ID_PREFIX = "evt:"
+EVENT_ID_TTL_S = 7 * 24 * 3600  # how long a retried event_id is recognised
 POPULAR_KEY = "popular"
 NEIGHBOUR_PREFIX = "nbr:"
-F_TERM, F_VECTOR, F_FILTER, F_RECENT = "term", "vector", "filter", "recent"
+F_TERM, F_VECTOR, F_FILTER, F_RECENT, F_WINDOW = "term", "vector", "filter", "recent", "window"
+F_FOLDED = "folded"
 F_POPULAR_ITEMS, F_POPULAR_SCORES = "items", "scores"
 
 
@@ -58,6 +78,9 @@ class UserRecall:
     vector: np.ndarray  # float32 (16,)
     seen: np.ndarray  # int32 item ids
     recent: np.ndarray  # int32 item ids, most recent first
+    # WINDOW_DTYPE, the latest events, oldest first (empty if never loaded)
+    window: np.ndarray = field(default_factory=lambda: np.zeros(0, WINDOW_DTYPE))
+    folded: bool = False  # the vector was folded in from events, not trained offline
 
 
 def connect(settings, timeout: float | None = None) -> redis.Redis:
@@ -78,6 +101,10 @@ def user_key(userid: int) -> str:
     return f"{USER_PREFIX}{userid}"
 
 
+def event_id_key(event_id: str) -> str:
+    return f"{EVENT_ID_PREFIX}{event_id}"
+
+
 def neighbour_key(channel: str) -> str:
     return f"{NEIGHBOUR_PREFIX}{channel}"
 
@@ -85,17 +112,26 @@ def neighbour_key(channel: str) -> str:
 # -- users -------------------------------------------------------------------------------------
 def encode_user(
     terms: Sequence[int] | np.ndarray,
-    vector: np.ndarray,
+    vector: np.ndarray | None,
     seen: Sequence[int] | np.ndarray,
     recent: Sequence[int] | np.ndarray,
+    window: np.ndarray | None = None,
+    folded: bool = False,
 ) -> dict[FieldT, EncodableT]:
-    """The hash fields of one user (``str`` field names, ``bytes`` values)."""
-    return {
+    """The hash fields of one user (``str`` field names, ``bytes`` values); no vector field when
+    ``vector`` is None (left as stored, or none yet), and the ``folded`` mark with a folded-in one."""
+    window = np.zeros(0, WINDOW_DTYPE) if window is None else window
+    fields: dict[FieldT, EncodableT] = {
         F_TERM: ",".join(str(int(t)) for t in terms).encode(),
-        F_VECTOR: np.asarray(vector, dtype="<f4").tobytes(),
         F_FILTER: np.asarray(seen, dtype="<i4").tobytes(),
         F_RECENT: np.asarray(recent, dtype="<i4").tobytes(),
+        F_WINDOW: np.asarray(window, dtype=WINDOW_DTYPE).tobytes(),
     }
+    if vector is not None:
+        fields[F_VECTOR] = np.asarray(vector, dtype="<f4").tobytes()
+        if folded:
+            fields[F_FOLDED] = b"1"
+    return fields
 
 
 def decode_user(userid: int, fields: Mapping[bytes, bytes]) -> UserRecall:
@@ -106,6 +142,8 @@ def decode_user(userid: int, fields: Mapping[bytes, bytes]) -> UserRecall:
         vector=np.frombuffer(fields.get(F_VECTOR.encode(), b""), dtype="<f4"),
         seen=np.frombuffer(fields.get(F_FILTER.encode(), b""), dtype="<i4"),
         recent=np.frombuffer(fields.get(F_RECENT.encode(), b""), dtype="<i4"),
+        window=np.frombuffer(fields.get(F_WINDOW.encode(), b""), dtype=WINDOW_DTYPE),
+        folded=fields.get(F_FOLDED.encode()) == b"1",
     )
 
 
@@ -115,6 +153,7 @@ def write_users(
     vectors: np.ndarray,
     seen: Mapping[int, np.ndarray],
     recent: Mapping[int, np.ndarray],
+    windows: Mapping[int, np.ndarray] | None = None,
     batch: int = 1000,
 ) -> int:
     """Write every user that has offline events; pipelined, ``batch`` users per round trip.
@@ -127,7 +166,10 @@ def write_users(
     for n, uid in enumerate(tqdm(users, desc="redis users", unit="user", disable=None), start=1):
         pipe.delete(user_key(uid))
         pipe.hset(
-            user_key(uid), mapping=encode_user(terms.get(uid, []), vectors[uid], seen[uid], recent.get(uid, none))
+            user_key(uid),
+            mapping=encode_user(
+                terms.get(uid, []), vectors[uid], seen[uid], recent.get(uid, none), (windows or {}).get(uid)
+            ),
         )
         if n % batch == 0:
             pipe.execute()
@@ -148,6 +190,125 @@ def read_user_and_popular(client: redis.Redis, userid: int) -> tuple[UserRecall 
     pipe.hgetall(POPULAR_KEY)
     user, popular = cast(list[dict[bytes, bytes]], pipe.execute())
     return (decode_user(userid, user) if user else None), _decode_popular(popular)
+
+
+# -- the retrieval model's item side (a new user's vector is folded in from it) --------------------
+def write_fold_in(
+    client: redis.Redis, item_vectors: np.ndarray, params: Mapping[str, float], batch: int = 1000
+) -> None:
+    """Replace the item vectors (row = item id; all-zero rows, ids without an item, are skipped) and the
+    ALS constants. The vectors go to a temporary key renamed over the served one, as the neighbours do."""
+    vectors = np.asarray(item_vectors, dtype="<f4")
+    rows = np.flatnonzero(vectors.any(axis=1))
+    tmp = f"{ITEM_VECTORS_KEY}:loading:{uuid.uuid4().hex[:8]}"
+    pipe = client.pipeline(transaction=False)
+    for lo in range(0, len(rows), batch):
+        pipe.hset(tmp, mapping={str(int(i)): vectors[i].tobytes() for i in rows[lo : lo + batch]})
+    pipe.execute()
+    pipe = client.pipeline(transaction=True)
+    if len(rows):
+        pipe.rename(tmp, ITEM_VECTORS_KEY)
+    else:
+        pipe.delete(ITEM_VECTORS_KEY)
+    gram = vectors[rows].astype(np.float64).T @ vectors[rows].astype(np.float64)
+    pipe.delete(ALS_KEY)
+    pipe.hset(
+        ALS_KEY,
+        mapping={
+            "gram": gram.astype("<f4").tobytes(),
+            "reg": str(float(params["regularization"])),
+            "alpha": str(float(params["alpha"])),
+        },
+    )
+    pipe.execute()
+
+
+@dataclass(frozen=True)
+class FoldIn:
+    """What a new user's vector is folded in from: some items' vectors and the ALS constants."""
+
+    ids: np.ndarray  # int64 item ids that have a vector
+    vectors: np.ndarray  # float32 [len(ids), factors]
+    gram: np.ndarray  # float32 [factors, factors], Y^T Y over every item
+    regularization: float
+    alpha: float
+
+    def vector_for(self, items: np.ndarray) -> np.ndarray | None:
+        """The folded-in vector of a user who picked ``items``; None if none of them has a vector."""
+        from mlrec.models.als import fold_in
+
+        rows = np.isin(self.ids, items)
+        return fold_in(self.vectors[rows], self.gram, self.regularization, self.alpha) if rows.any() else None
+
+
+def read_fold_in(client: redis.Redis, itemids: Sequence[int] | np.ndarray) -> FoldIn | None:
+    """The vectors of ``itemids`` (those that have one) and the ALS constants, in one round trip;
+    None when the loader never wrote them."""
+    ids = np.unique(np.asarray(itemids, dtype=np.int64))
+    pipe = client.pipeline(transaction=False)
+    pipe.hgetall(ALS_KEY)
+    pipe.hmget(ITEM_VECTORS_KEY, [str(i) for i in ids.tolist()] or ["0"])
+    raw, values = pipe.execute()
+    if not raw:
+        return None
+    gram = np.frombuffer(raw[b"gram"], dtype="<f4")
+    dim = round(len(gram) ** 0.5)
+    values = values[: len(ids)]
+    has = np.array([v is not None for v in values], dtype=bool)
+    vectors = np.stack([np.frombuffer(v, dtype="<f4") for v in values if v]) if has.any() else np.zeros((0, dim))
+    return FoldIn(
+        ids[has], vectors.astype(np.float32), gram.reshape(dim, dim), float(raw[b"reg"]), float(raw[b"alpha"])
+    )
+
+
+def read_users(client: redis.Redis, userids: Sequence[int]) -> dict[int, UserRecall | None]:
+    """:func:`read_user` of several users in one round trip."""
+    pipe = client.pipeline(transaction=False)
+    for u in userids:
+        pipe.hgetall(user_key(u))
+    return {u: (decode_user(u, f) if f else None) for u, f in zip(userids, pipe.execute(), strict=True)}
+
+
+# -- events (POST /ml/event) -----------------------------------------------------------------------
+def read_user_state(client: redis.Redis, userid: int) -> UserState | None:
+    """What an event updates of a user (terms, seen filter, recent items, window); None if unknown.
+
+    ``client`` may be a pipeline in ``WATCH`` mode (commands run at once there)."""
+    fields = _hgetall(client, user_key(userid))
+    if not fields:
+        return None
+    user = decode_user(userid, fields)
+    return UserState(terms=user.terms, seen=user.seen, recent=user.recent, window=user.window)
+
+
+def write_user_state(
+    pipe: redis.client.Pipeline, userid: int, state: UserState, vector: np.ndarray | None = None
+) -> None:
+    """Queue the HSET of a user's event-driven fields, and of a folded-in ``vector`` when given (else
+    the stored vector, if any, is left as it is)."""
+    fields = encode_user(state.terms, vector, state.seen, state.recent, state.window, folded=vector is not None)
+    pipe.hset(user_key(userid), mapping=fields)
+
+
+def log_event(
+    pipe: redis.client.Pipeline, userid: int, itemid: int, rating: int, timestamp: int, event_id: str
+) -> None:
+    """Queue an event's entry in the :data:`EVENTS_STREAM` log and the key that marks its id applied."""
+    pipe.xadd(
+        EVENTS_STREAM,
+        {"userid": userid, "itemid": itemid, "rating": rating, "timestamp": timestamp, "event_id": event_id},
+    )
+    pipe.set(event_id_key(event_id), 1, ex=EVENT_ID_TTL_S)
+
+
+def read_events(client: redis.Redis, count: int | None = None) -> list[dict[str, int | str]]:
+    """The logged events, oldest first (``count``: only the first so many)."""
+    entries = cast(list, client.xrange(EVENTS_STREAM, count=count))
+    out: list[dict[str, int | str]] = []
+    for _, raw in entries:
+        fields = {k.decode(): v.decode() for k, v in raw.items()}
+        out.append({k: (v if k == "event_id" else int(v)) for k, v in fields.items()})
+    return out
 
 
 # -- the popular list --------------------------------------------------------------------------

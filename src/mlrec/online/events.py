@@ -1,0 +1,211 @@
+"""``POST /ml/event``: what a user just did, logged durably and applied to their recall state in Redis.
+
+An event is ``{"userid", "itemid", "rating" (1-5), "timestamp" (optional, default now), "event_id"
+(optional)}``; a request carries one or a list of at most :data:`MAX_EVENTS`. Every event is checked
+before any is applied, so a bad one rejects the whole request (400 naming ``events[i].field``) and
+changes nothing.
+
+Applying a batch is one Redis transaction (``WATCH`` the users' hashes and the events' id keys, then
+``MULTI`` ... ``EXEC``), so the log and the state never disagree:
+
+1. each new event is appended to the :data:`~mlrec.online.redis_store.EVENTS_STREAM` stream, the log
+   the next offline run reads back as ratings; Redis keeps it in its append-only file (written before
+   the reply), so an acknowledged event survives a crash or restart of any process;
+2. its id is remembered for :data:`~mlrec.online.redis_store.EVENT_ID_TTL_S` (``SET evt:<id>``): a
+   repeated ``event_id`` changes nothing (idempotent retries);
+3. each user's hash gets the state :func:`mlrec.offline.user_state.states_after` computes from the
+   window Redis kept plus the new events (the seen filter, the recent items the item-to-item channels
+   read, the genre terms): the same functions the offline steps use;
+4. a user without a trained vector (new to the system) gets one folded in from the items they picked
+   (:func:`mlrec.models.als.fold_in`, against the served item vectors), refolded at each event, so
+   the kNN channel serves them too; a user with an offline-trained vector keeps it until the next
+   offline run.
+
+A concurrent writer touching the same user or event id makes ``EXEC`` fail; the batch is then read
+and computed again (at most :data:`MAX_ATTEMPTS` times).
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import redis
+
+from mlrec.core.constants import CLICK_RATING_THRESHOLD, ITEMID, LABEL, TS, USERID
+from mlrec.offline.user_state import states_after
+from mlrec.online import redis_store
+from mlrec.online.errors import BadRequest
+
+MAX_EVENTS = 1000  # events per request
+MAX_FUTURE_S = 300  # a timestamp may run this far ahead of the server's clock (clock skew), no further
+MAX_EVENT_ID_LEN = 128
+MAX_ATTEMPTS = 5  # optimistic transaction retries under concurrent writers to the same keys
+RATING_MIN, RATING_MAX = 1, 5
+
+
+@dataclass(frozen=True)
+class Event:
+    userid: int
+    itemid: int
+    rating: int
+    timestamp: int  # unix seconds
+    event_id: str
+
+    @property
+    def label(self) -> int:
+        """Implicit feedback, as offline: a click is a rating above CLICK_RATING_THRESHOLD."""
+        return int(self.rating > CLICK_RATING_THRESHOLD)
+
+
+@dataclass
+class Applied:
+    """What one request changed."""
+
+    accepted: int = 0  # new events logged and applied
+    duplicates: int = 0  # events whose event_id was already applied (nothing changed)
+    users: list[int] = field(default_factory=list)  # users whose state changed
+    new_users: list[int] = field(default_factory=list)  # of those, users Redis did not hold before
+    event_ids: list[str] = field(default_factory=list)  # ids of the accepted events (generated when not given)
+    folded: list[int] = field(default_factory=list)  # users without a vector who got one folded in
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "accepted": self.accepted,
+            "duplicates": self.duplicates,
+            "users": self.users,
+            "new_users": self.new_users,
+            "event_ids": self.event_ids,
+            "folded": self.folded,
+            "updated": ["redis: event log, seen filter, recent items, genre terms"] if self.accepted else [],
+        }
+
+
+# -- parsing -------------------------------------------------------------------------------------
+def _integer(raw: dict, name: str, where: str, low: int, high: int | None = None) -> int:
+    value = raw[name]
+    if isinstance(value, float) and value.is_integer():  # JSON has one number type: 7.0 is the integer 7
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise BadRequest(f"{where}{name}", f"must be an integer, got {type(value).__name__}")
+    if value < low or (high is not None and value > high):
+        raise BadRequest(f"{where}{name}", f"must be between {low} and {high}" if high is not None else f">= {low}")
+    return value
+
+
+def parse_events(body: object, is_item: Callable[[int], bool], now: float | None = None) -> list[Event]:
+    """Validated events from a JSON body (one object, or a list of at most :data:`MAX_EVENTS`).
+
+    ``is_item(itemid)`` says whether the catalogue holds the item. Errors name the field, as
+    ``events[i].field`` in a list; the first error rejects the whole request."""
+    now = time.time() if now is None else now
+    if isinstance(body, dict):
+        raws, prefix = [body], ""
+    elif isinstance(body, list):
+        if not body:
+            raise BadRequest("events", "is empty; send at least one event")
+        if len(body) > MAX_EVENTS:
+            raise BadRequest("events", f"has {len(body)} events; send at most {MAX_EVENTS} per request")
+        raws, prefix = body, "events"
+    else:
+        raise BadRequest("body", 'must be an event object like {"userid": 1, "itemid": 2, "rating": 5} or a list')
+    events = []
+    for i, raw in enumerate(raws):
+        where = f"{prefix}[{i}]." if prefix else ""
+        if not isinstance(raw, dict):
+            raise BadRequest(f"{prefix}[{i}]", "must be an event object")
+        for name in ("userid", "itemid", "rating"):
+            if name not in raw:
+                raise BadRequest(f"{where}{name}", "is required")
+        userid = _integer(raw, "userid", where, 1, 2**31 - 1)
+        itemid = _integer(raw, "itemid", where, 1, 2**31 - 1)
+        if not is_item(itemid):
+            raise BadRequest(f"{where}itemid", f"item {itemid} is not in the catalogue")
+        rating = _integer(raw, "rating", where, RATING_MIN, RATING_MAX)
+        if raw.get("timestamp") is None:
+            timestamp = int(now)
+        else:
+            timestamp = _integer(raw, "timestamp", where, 0)
+            if timestamp > now + MAX_FUTURE_S:
+                raise BadRequest(
+                    f"{where}timestamp", f"is {timestamp - int(now)} s in the future (at most {MAX_FUTURE_S})"
+                )
+        event_id = raw.get("event_id")
+        if event_id is None:
+            event_id = uuid.uuid4().hex
+        elif not isinstance(event_id, str) or not 1 <= len(event_id) <= MAX_EVENT_ID_LEN:
+            raise BadRequest(f"{where}event_id", f"must be a string of 1 to {MAX_EVENT_ID_LEN} characters")
+        events.append(Event(userid, itemid, rating, timestamp, event_id))
+    return events
+
+
+# -- applying ------------------------------------------------------------------------------------
+def _frame(events: list[Event]) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            USERID: np.array([e.userid for e in events], dtype=np.int64),
+            ITEMID: np.array([e.itemid for e in events], dtype=np.int32),
+            LABEL: np.array([e.label for e in events], dtype=np.int8),
+            TS: np.array([e.timestamp for e in events], dtype=np.int64),
+        }
+    )
+
+
+def apply_events(client: redis.Redis, events: list[Event], genres: np.ndarray) -> Applied:
+    """Log and apply ``events`` in one Redis transaction (see the module docstring); idempotent per event_id."""
+    users = sorted({e.userid for e in events})
+    user_keys = [redis_store.user_key(u) for u in users]
+    id_keys = sorted({redis_store.event_id_key(e.event_id) for e in events})
+    for _ in range(MAX_ATTEMPTS):
+        with client.pipeline(transaction=True) as pipe:
+            try:
+                pipe.watch(*user_keys, *id_keys)
+                known = {k for k, hit in zip(id_keys, pipe.mget(id_keys), strict=True) if hit}
+                fresh: list[Event] = []
+                for e in events:  # duplicates of the log, and repeats within this request
+                    key = redis_store.event_id_key(e.event_id)
+                    if key not in known:
+                        known.add(key)
+                        fresh.append(e)
+                applied = Applied(duplicates=len(events) - len(fresh))
+                if not fresh:
+                    pipe.unwatch()
+                    return applied
+                touched = sorted({e.userid for e in fresh})
+                # read on another connection, in one round trip: WATCH (on pipe's) still guards these keys
+                stored = redis_store.read_users(client, touched)
+                states = states_after(
+                    {u: s.window for u, s in stored.items() if s is not None},
+                    _frame(fresh),
+                    genres,
+                    {u: s.seen for u, s in stored.items() if s is not None},
+                )
+                # a user without a trained vector gets one folded in from every item they picked (any
+                # rating: the retrieval ALS's interactions), again at each event until the next offline
+                # load; none until the loader wrote the item vectors
+                vectorless = [u for u, s in stored.items() if s is None or not s.vector.size or s.folded]
+                picked = [states[u].seen for u in vectorless]
+                fold = redis_store.read_fold_in(client, np.concatenate(picked)) if picked else None
+                vectors = {
+                    u: v for u in vectorless if fold is not None and (v := fold.vector_for(states[u].seen)) is not None
+                }
+                pipe.multi()
+                for e in fresh:
+                    redis_store.log_event(pipe, e.userid, e.itemid, e.rating, e.timestamp, e.event_id)
+                for u in touched:
+                    redis_store.write_user_state(pipe, u, states[u], vectors.get(u))
+                pipe.execute()
+            except redis.WatchError:
+                continue
+        applied.accepted = len(fresh)
+        applied.users = touched
+        applied.new_users = [u for u in touched if stored[u] is None]
+        applied.event_ids = [e.event_id for e in fresh]
+        applied.folded = sorted(vectors)
+        return applied
+    raise redis.WatchError(f"events: {MAX_ATTEMPTS} attempts lost to concurrent writers of the same users")

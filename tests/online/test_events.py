@@ -1,0 +1,202 @@
+"""``POST /ml/event``: validation (fast), and on the session's real chain: an event changes the next
+answer, a repeated event_id changes nothing, a bad batch changes nothing, a new user leaves the popular
+fallback; and on a Redis of its own, killed and restarted, no acknowledged event is lost."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import signal
+
+import numpy as np
+import pytest
+import redis
+
+from mlrec.core import io
+from mlrec.core.paths import TERMS_SCRIPT
+from mlrec.models.als import fold_in
+from mlrec.offline.pit import genre_matrix
+from mlrec.online import redis_store
+from mlrec.online.errors import BadRequest
+from mlrec.online.events import MAX_EVENTS, MAX_FUTURE_S, apply_events, parse_events
+from mlrec_runtime import runtime
+from mlrec_runtime.manager import start_service, wait_service
+from mlrec_runtime.redis_server import RedisServer
+
+NOW = 1_700_000_000
+
+
+def _is_item(itemid: int) -> bool:
+    return itemid <= 100
+
+
+def _field_of(body, now=NOW) -> str:
+    with pytest.raises(BadRequest) as err:
+        parse_events(body, _is_item, now)
+    return err.value.details["field"]
+
+
+# -- fast: the contract ----------------------------------------------------------------------------
+def test_one_event_and_a_list_parse_with_defaults():
+    (one,) = parse_events({"userid": 3, "itemid": 7, "rating": 4}, _is_item, NOW)
+    assert (one.userid, one.itemid, one.rating, one.timestamp, one.label) == (3, 7, 4, NOW, 1)
+    assert len(one.event_id) == 32  # generated
+    many = parse_events(
+        [
+            {"userid": 3, "itemid": 7, "rating": 2, "timestamp": 5, "event_id": "a"},
+            {"userid": 4, "itemid": 8.0, "rating": 5},
+        ],
+        _is_item,
+        NOW,
+    )
+    first = many[0]
+    assert (first.userid, first.itemid, first.timestamp, first.event_id, first.label) == (3, 7, 5, "a", 0)
+    assert many[1].itemid == 8  # 8.0 is the integer 8 in JSON
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"itemid": 1, "rating": 5}, "userid"),
+        ({"userid": 1, "itemid": 101, "rating": 5}, "itemid"),  # not in the catalogue
+        ({"userid": 1, "itemid": 1, "rating": 6}, "rating"),
+        ({"userid": 1, "itemid": 1, "rating": True}, "rating"),
+        ({"userid": "1", "itemid": 1, "rating": 5}, "userid"),
+        ({"userid": 0, "itemid": 1, "rating": 5}, "userid"),
+        ({"userid": 1, "itemid": 1, "rating": 5, "timestamp": NOW + MAX_FUTURE_S + 1}, "timestamp"),
+        ({"userid": 1, "itemid": 1, "rating": 5, "timestamp": -1}, "timestamp"),
+        ({"userid": 1, "itemid": 1, "rating": 5, "event_id": ""}, "event_id"),
+        ({"userid": 1, "itemid": 1, "rating": 5, "event_id": 7}, "event_id"),
+        ([{"userid": 1, "itemid": 1, "rating": 5}, {"userid": 1, "itemid": 1, "rating": 0}], "events[1].rating"),
+        ([{"userid": 1, "itemid": 1, "rating": 5}, 3], "events[1]"),
+        ([], "events"),
+        ([{"userid": 1, "itemid": 1, "rating": 5}] * (MAX_EVENTS + 1), "events"),
+        ("click", "body"),
+    ],
+)
+def test_a_bad_event_is_a_400_naming_its_field(body, field):
+    assert _field_of(body) == field
+
+
+# -- on the session's chain ------------------------------------------------------------------------
+@pytest.fixture
+def events_chain(chain, chain_redis_restored) -> tuple:
+    settings, paths, app, _, _ = chain
+    return settings, paths, app, chain_redis_restored
+
+
+def _rec(app, userid: int) -> dict:
+    response = app.test_client().post("/ml/rec", json={"userid": userid})
+    assert response.status_code == 200, response.json
+    return response.json
+
+
+def _post(app, body) -> tuple[int, dict]:
+    response = app.test_client().post("/ml/event", json=body)
+    return response.status_code, response.json
+
+
+def _known_user(paths) -> int:
+    return min(io.read_id_lists(paths.user_filter, TERMS_SCRIPT))
+
+
+def test_an_event_removes_its_item_from_the_users_next_answer(events_chain):
+    _, paths, app, client = events_chain
+    user = _known_user(paths)
+    top = _rec(app, user)["item_list"][0]["itemid"]
+    status, body = _post(app, {"userid": user, "itemid": top, "rating": 5, "event_id": "e2e-1"})
+    assert status == 200 and body["accepted"] == 1 and body["users"] == [user] and body["new_users"] == []
+    after = [it["itemid"] for it in _rec(app, user)["item_list"]]
+    assert top not in after
+    state = redis_store.read_user(client, user)
+    assert state is not None and top in state.seen and state.recent[0] == top and state.window[-1]["itemid"] == top
+    assert redis_store.read_events(client)[-1] == {
+        "userid": user,
+        "itemid": top,
+        "rating": 5,
+        "timestamp": int(state.window[-1]["ts"]),
+        "event_id": "e2e-1",
+    }
+
+
+def test_a_repeated_event_id_changes_nothing(events_chain):
+    _, paths, app, client = events_chain
+    user = _known_user(paths)
+    event = {"userid": user, "itemid": 1, "rating": 2, "timestamp": 10, "event_id": "dup-1"}
+    assert _post(app, event)[1]["accepted"] == 1
+    before = client.hgetall(redis_store.user_key(user)), client.xlen(redis_store.EVENTS_STREAM)
+    status, body = _post(app, [event, {**event, "itemid": 2}])  # same id: the second is a repeat too
+    assert status == 200 and (body["accepted"], body["duplicates"]) == (0, 2)
+    assert (client.hgetall(redis_store.user_key(user)), client.xlen(redis_store.EVENTS_STREAM)) == before
+
+
+def test_a_batch_with_one_bad_event_is_a_400_and_changes_nothing(events_chain):
+    _, paths, app, client = events_chain
+    user = _known_user(paths)
+    before = client.hgetall(redis_store.user_key(user)), client.xlen(redis_store.EVENTS_STREAM)
+    status, body = _post(app, [{"userid": user, "itemid": 1, "rating": 5}, {"userid": user, "itemid": 1, "rating": 9}])
+    assert status == 400 and body["field"] == "events[1].rating"
+    status, body = _post(app, {"userid": user, "itemid": 10**6, "rating": 5})
+    assert status == 400 and body["field"] == "itemid"
+    assert (client.hgetall(redis_store.user_key(user)), client.xlen(redis_store.EVENTS_STREAM)) == before
+
+
+def test_a_new_user_leaves_the_popular_fallback_after_a_few_clicks(events_chain):
+    """A user Redis never held: popular fallback; after five clicks a ranked answer without them, and a
+    vector folded in from the clicked items against the offline item vectors and ALS constants."""
+    _, paths, app, client = events_chain
+    user = 10**9
+    assert _rec(app, user).get("fallback") == "popular"
+    popular = [it["itemid"] for it in _rec(app, user)["item_list"]]
+    clicked = popular[:5]
+    clicks = [{"userid": user, "itemid": i, "rating": 5, "timestamp": NOW + k} for k, i in enumerate(clicked)]
+    status, body = _post(app, clicks)
+    assert status == 200 and body["accepted"] == 5 and body["new_users"] == body["folded"] == [user]
+    answer = _rec(app, user)
+    assert "fallback" not in answer and answer["item_list"]
+    assert not set(clicked) & {it["itemid"] for it in answer["item_list"]}
+    y = io.read_npy(paths.item_vector, "").astype(np.float64)
+    params = io.read_json(paths.retrieval_params, "")
+    expected = fold_in(y[clicked], y.T @ y, params["regularization"], params["alpha"])
+    got = redis_store.read_user(client, user)
+    assert got is not None
+    np.testing.assert_allclose(got.vector, expected, rtol=1e-3, atol=1e-4)
+    # the next batch refolds from every item so far; a user loaded with a trained vector keeps it
+    assert _post(app, {"userid": user, "itemid": popular[5], "rating": 1})[1]["folded"] == [user]
+    assert _post(app, {"userid": _known_user(paths), "itemid": popular[0], "rating": 5})[1]["folded"] == []
+
+
+# -- durability on a Redis of its own --------------------------------------------------------------
+def test_no_acknowledged_event_is_lost_when_redis_is_killed_and_restarted(services, free_port, tmp_path):
+    """The project's Redis configuration (append-only file) on its own port: events applied, then
+    SIGKILL (no shutdown, no save), then a restart: every acknowledged event and its state is there."""
+    server = RedisServer(dataclasses.replace(services, redis_port=free_port, runtime_dir=tmp_path))
+    settings = server.settings
+    genres = genre_matrix({i: [1 + i % 5] for i in range(1, 101)})
+    assert start_service(server)
+    try:
+        wait_service(server)
+        client = redis_store.connect(settings, timeout=5.0)
+        events = parse_events(
+            [{"userid": 1 + k % 3, "itemid": 1 + k, "rating": 5, "timestamp": k} for k in range(50)], _is_item, NOW
+        )
+        for chunk in (events[:20], events[20:]):
+            assert apply_events(client, chunk, genres).accepted == len(chunk)
+        expected = {u: redis_store.read_user(client, u) for u in (1, 2, 3)}
+        client.close()
+        os.killpg(runtime.read_pid(server.pid_path), signal.SIGKILL)
+        with pytest.raises(redis.ConnectionError):
+            redis_store.connect(settings, timeout=1.0).ping()
+        server.pid_path.unlink(missing_ok=True)
+        assert start_service(server)
+        wait_service(server)
+        client = redis_store.connect(settings, timeout=5.0)
+        assert [e["event_id"] for e in redis_store.read_events(client)] == [e.event_id for e in events]
+        for u, state in expected.items():
+            got = redis_store.read_user(client, u)
+            assert got is not None and state is not None
+            assert np.array_equal(got.seen, state.seen) and np.array_equal(got.window, state.window)
+        assert apply_events(client, events[:1], genres).duplicates == 1  # the ids survived too
+        client.close()
+    finally:
+        runtime.stop(server.pid_path)
