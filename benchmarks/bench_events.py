@@ -5,8 +5,9 @@
   the item is gone: the time from sending the event to the answer that reflects it (events are applied
   before ``POST /ml/event`` answers, so the first answer after it already does);
 - **ingestion**: ``--ingest-threads`` clients post batches of ``--batch`` events for ``--seconds``;
-- **interference**: ``/ml/rec`` at concurrency ``--rec-concurrency`` alone, then while the ingestion runs;
-  the p99 of the two, side by side in one run (one absolute time on a shared machine is noise).
+- **interference**: ``/ml/rec`` at concurrency ``--rec-concurrency`` (1) alone, then while events arrive at
+  ``--rate`` (500) events/s; the p99 of the two, side by side in one run (one absolute time on a shared
+  machine is noise).
 
 The events go to users the system does not hold (ids from :data:`BENCH_USERS`), so the benchmark never
 changes a real user; afterwards their hashes, their entries in the event log and their event ids are
@@ -99,8 +100,11 @@ def freshness(url: str, items: np.ndarray, n_users: int, rng: np.random.Generato
     }
 
 
-def ingest(url: str, items: np.ndarray, threads: int, batch: int, seconds: float, seed: int) -> dict:
-    """Post batches of random events for ``seconds`` from ``threads`` clients; events/s and batch latency."""
+def ingest(
+    url: str, items: np.ndarray, threads: int, batch: int, seconds: float, seed: int, rate: float | None = None
+) -> dict:
+    """Post batches of random events for ``seconds`` from ``threads`` clients, as fast as they are
+    answered or (``rate``) at about ``rate`` events/s in all; events/s and batch latency."""
     lock = threading.Lock()
     sent, lat, errors = [0], [], []
     deadline = time.perf_counter() + seconds
@@ -109,14 +113,19 @@ def ingest(url: str, items: np.ndarray, threads: int, batch: int, seconds: float
         rng = np.random.default_rng(seed + t)
         client = EventClient(url, 10.0)
         n = 0
+        interval = batch * threads / rate if rate else 0.0  # seconds between this client's batches
+        next_at = time.perf_counter()
         try:
             while time.perf_counter() < deadline:
+                if interval:
+                    next_at += interval
+                    time.sleep(max(0.0, next_at - time.perf_counter()))
                 users = BENCH_USERS + 1000 + rng.integers(0, 2000, batch)
+                picks = zip(users, rng.choice(items, batch), rng.integers(1, 6, batch), strict=True)
+                tag = f"{EVENT_PREFIX}{seed}-{t}-{n}"
                 body = [
-                    {"userid": int(u), "itemid": int(i), "rating": int(r), "event_id": f"{EVENT_PREFIX}{t}-{n}-{j}"}
-                    for j, (u, i, r) in enumerate(
-                        zip(users, rng.choice(items, batch), rng.integers(1, 6, batch), strict=True)
-                    )
+                    {"userid": int(u), "itemid": int(i), "rating": int(r), "event_id": f"{tag}-{j}"}
+                    for j, (u, i, r) in enumerate(picks)
                 ]
                 n += 1
                 ms, status, payload = client.call("/ml/event", body)
@@ -181,7 +190,8 @@ def main() -> None:
     parser.add_argument("--ingest-threads", type=int, default=2)
     parser.add_argument("--batch", type=int, default=100)
     parser.add_argument("--seconds", type=float, default=15.0)
-    parser.add_argument("--rec-concurrency", type=int, default=4)
+    parser.add_argument("--rate", type=float, default=500.0, help="events/s posted beside the /ml/rec load")
+    parser.add_argument("--rec-concurrency", type=int, default=1)
     parser.add_argument("--rec-requests", type=int, default=1500)
     parser.add_argument("--seed", type=int, default=123)
     parser.add_argument("--keep", action="store_true", help="leave the benchmark's users and events in Redis")
@@ -199,11 +209,13 @@ def main() -> None:
         solo = ingest(args.url, items, args.ingest_threads, args.batch, args.seconds, args.seed)
         print(f"[bench_events] ingestion alone {solo}")
         box: dict = {}
-        side = threading.Thread(
-            target=lambda: box.update(
-                ingest(args.url, items, args.ingest_threads, args.batch, args.seconds, args.seed + 99)
+
+        def ingest_beside() -> None:
+            box.update(
+                ingest(args.url, items, args.ingest_threads, args.batch, args.seconds, args.seed + 99, args.rate)
             )
-        )
+
+        side = threading.Thread(target=ingest_beside)
         side.start()
         busy = run_level(
             "rec + ingestion", args.url, rec_users, args.rec_concurrency, args.rec_requests, args.seconds, 10.0

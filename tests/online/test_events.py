@@ -7,15 +7,19 @@ from __future__ import annotations
 import dataclasses
 import os
 import signal
+import threading
 
 import numpy as np
+import pandas as pd
 import pytest
 import redis
 
 from mlrec.core import io
+from mlrec.core.constants import ITEMID, LABEL, TS, USERID
 from mlrec.core.paths import TERMS_SCRIPT
 from mlrec.models.als import fold_in
 from mlrec.offline.pit import genre_matrix
+from mlrec.offline.user_state import states_after
 from mlrec.online import redis_store
 from mlrec.online.errors import BadRequest
 from mlrec.online.events import MAX_EVENTS, MAX_FUTURE_S, apply_events, parse_events
@@ -166,6 +170,62 @@ def test_a_new_user_leaves_the_popular_fallback_after_a_few_clicks(events_chain)
     assert _post(app, {"userid": _known_user(paths), "itemid": popular[0], "rating": 5})[1]["folded"] == []
 
 
+def test_concurrent_batches_over_shared_users_apply_every_event_once(events_chain):
+    """Two clients post overlapping batches (the same new users) at once: every event is logged once,
+    none is lost to a conflict, and each user's state is what the offline functions compute from all
+    of that user's events."""
+    _, paths, _, client = events_chain
+    genres = genre_matrix(io.read_id_lists(paths.item_genres, TERMS_SCRIPT))
+    items = np.flatnonzero(genres.any(axis=1))
+    users = 10**9 + 100 + np.arange(8)
+    rng = np.random.default_rng(5)
+    batches = [
+        [
+            {
+                "userid": int(u),
+                "itemid": int(i),
+                "rating": int(r),
+                "timestamp": NOW + 1000 * b + k,
+                "event_id": f"c{b}-{k}",
+            }
+            for k, (u, i, r) in enumerate(
+                zip(rng.choice(users, 20), rng.choice(items, 20), rng.integers(1, 6, 20), strict=True)
+            )
+        ]
+        for b in range(24)
+    ]
+    parsed = [parse_events(batch, lambda i: bool(genres[i].any()), NOW + 10**6) for batch in batches]
+    results: list = []
+
+    def worker(mine):
+        for events in mine:
+            results.append(apply_events(client, events, genres))
+
+    threads = [threading.Thread(target=worker, args=(parsed[t::2],)) for t in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sum(r.accepted for r in results) == 24 * 20 and sum(r.duplicates for r in results) == 0
+    logged = [e["event_id"] for e in redis_store.read_events(client)]
+    assert sorted(logged) == sorted(f"c{b}-{k}" for b in range(24) for k in range(20))
+    everything = [e for events in parsed for e in events]
+    frame = pd.DataFrame(
+        {
+            USERID: [e.userid for e in everything],
+            ITEMID: [e.itemid for e in everything],
+            LABEL: [e.label for e in everything],
+            TS: [e.timestamp for e in everything],
+        }
+    )
+    expected = states_after({}, frame, genres, {})
+    for u in users.tolist():
+        got = redis_store.read_user(client, u)
+        assert got is not None and got.terms == expected[u].terms
+        assert np.array_equal(got.window, expected[u].window) and np.array_equal(got.recent, expected[u].recent)
+        assert sorted(got.seen.tolist()) == sorted(expected[u].seen.tolist())
+
+
 # -- durability on a Redis of its own --------------------------------------------------------------
 def test_no_acknowledged_event_is_lost_when_redis_is_killed_and_restarted(services, free_port, tmp_path):
     """The project's Redis configuration (append-only file) on its own port: events applied, then
@@ -191,7 +251,11 @@ def test_no_acknowledged_event_is_lost_when_redis_is_killed_and_restarted(servic
         assert start_service(server)
         wait_service(server)
         client = redis_store.connect(settings, timeout=5.0)
-        assert [e["event_id"] for e in redis_store.read_events(client)] == [e.event_id for e in events]
+        # every event, each user's in the order posted (the log groups a request's events by user)
+        logged = redis_store.read_events(client)
+        assert sorted(e["event_id"] for e in logged) == sorted(e.event_id for e in events)
+        for u in (1, 2, 3):
+            assert [e["event_id"] for e in logged if e["userid"] == u] == [e.event_id for e in events if e.userid == u]
         for u, state in expected.items():
             got = redis_store.read_user(client, u)
             assert got is not None and state is not None

@@ -57,13 +57,18 @@ def window_events(events: pd.DataFrame, n: int = WINDOW_N) -> dict[int, np.ndarr
 
 
 def window_frame(windows: Mapping[int, np.ndarray]) -> pd.DataFrame:
-    """The events of several users' windows as one frame (USERID, ITEMID, LABEL, TS)."""
-    parts = [pd.DataFrame(w).assign(**{USERID: u}) for u, w in windows.items() if len(w)]
-    if not parts:
-        return pd.DataFrame({USERID: [], ITEMID: [], LABEL: [], TS: []}).astype(
-            {USERID: np.int64, ITEMID: np.int32, LABEL: np.int8, TS: np.int64}
-        )
-    return pd.concat(parts, ignore_index=True)[[USERID, ITEMID, LABEL, TS]]
+    """The events of several users' windows as one frame (USERID, ITEMID, LABEL, TS), one concatenation
+    (a frame per user cost ~0.5 ms each: half of a 100-event request)."""
+    users = [u for u, w in windows.items() if len(w)]
+    records = np.concatenate([windows[u] for u in users]) if users else np.zeros(0, WINDOW_DTYPE)
+    return pd.DataFrame(
+        {
+            USERID: np.repeat(np.asarray(users, dtype=np.int64), [len(windows[u]) for u in users]),
+            ITEMID: records[ITEMID].astype(np.int32),
+            LABEL: records[LABEL].astype(np.int8),
+            TS: records[TS].astype(np.int64),
+        }
+    )
 
 
 def states_after(

@@ -8,6 +8,8 @@ key                field         encoding
 =================  ============  ==========================================================================
 ``user<id>``       term          comma-joined genre codes, e.g. ``"1,5,8"`` (readable in ``redis-cli``; may be empty)
 ``user<id>``       vector        16 little-endian float32 (64 bytes) — ``np.frombuffer`` decodes it with no parsing
+``user<id>``       v             how many event batches changed the hash since the loader wrote it (absent =
+                                 0): the compare-and-set version of ``POST /ml/event``
 ``user<id>``       folded        ``1`` when the vector was folded in from events (refolded at each event until
                                  the next offline load writes a trained one); absent for a trained vector
 ``user<id>``       filter        little-endian int32 item ids the user has already seen offline
@@ -46,7 +48,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import cast
+from typing import Protocol, cast
 
 import numpy as np
 import redis
@@ -68,6 +70,7 @@ POPULAR_KEY = "popular"
 NEIGHBOUR_PREFIX = "nbr:"
 F_TERM, F_VECTOR, F_FILTER, F_RECENT, F_WINDOW = "term", "vector", "filter", "recent", "window"
 F_FOLDED = "folded"
+F_VERSION = "v"  # bumped by every applied event (absent = 0): the compare-and-set of POST /ml/event
 F_POPULAR_ITEMS, F_POPULAR_SCORES = "items", "scores"
 
 
@@ -81,6 +84,7 @@ class UserRecall:
     # WINDOW_DTYPE, the latest events, oldest first (empty if never loaded)
     window: np.ndarray = field(default_factory=lambda: np.zeros(0, WINDOW_DTYPE))
     folded: bool = False  # the vector was folded in from events, not trained offline
+    version: int = 0  # how many event batches changed this hash since it was loaded
 
 
 def connect(settings, timeout: float | None = None) -> redis.Redis:
@@ -144,6 +148,7 @@ def decode_user(userid: int, fields: Mapping[bytes, bytes]) -> UserRecall:
         recent=np.frombuffer(fields.get(F_RECENT.encode(), b""), dtype="<i4"),
         window=np.frombuffer(fields.get(F_WINDOW.encode(), b""), dtype=WINDOW_DTYPE),
         folded=fields.get(F_FOLDED.encode()) == b"1",
+        version=int(fields.get(F_VERSION.encode(), b"0")),
     )
 
 
@@ -281,24 +286,63 @@ def read_user_state(client: redis.Redis, userid: int) -> UserState | None:
     return UserState(terms=user.terms, seen=user.seen, recent=user.recent, window=user.window)
 
 
-def write_user_state(
-    pipe: redis.client.Pipeline, userid: int, state: UserState, vector: np.ndarray | None = None
-) -> None:
-    """Queue the HSET of a user's event-driven fields, and of a folded-in ``vector`` when given (else
-    the stored vector, if any, is left as it is)."""
-    fields = encode_user(state.terms, vector, state.seen, state.recent, state.window, folded=vector is not None)
-    pipe.hset(user_key(userid), mapping=fields)
+# Apply one user's events atomically, if nothing changed since they were read (compare-and-set):
+# the user's version (field F_VERSION, absent = 0) is the one expected and none of the event ids is
+# applied yet. Then: log each event (XADD), mark its id (SET ... EX), write the user's fields, bump the
+# version. Returns 1, or 0 (nothing written) for the caller to read and compute that user again.
+# One user per call, so concurrent requests conflict only on a user they share, never on a batch.
+_APPLY_USER = """
+local version = redis.call('HGET', KEYS[2], ARGV[1]) or '0'
+if version ~= ARGV[2] then return 0 end
+for i = 3, #KEYS do
+  if redis.call('EXISTS', KEYS[i]) == 1 then return 0 end
+end
+local n_fields = tonumber(ARGV[4])
+local at = 5 + 2 * n_fields
+for i = 3, #KEYS do
+  redis.call('XADD', KEYS[1], '*', 'userid', ARGV[at], 'itemid', ARGV[at + 1], 'rating', ARGV[at + 2],
+             'timestamp', ARGV[at + 3], 'event_id', ARGV[at + 4])
+  redis.call('SET', KEYS[i], 1, 'EX', ARGV[3])
+  at = at + 5
+end
+if n_fields > 0 then redis.call('HSET', KEYS[2], unpack(ARGV, 5, 4 + 2 * n_fields)) end
+redis.call('HINCRBY', KEYS[2], ARGV[1], 1)
+return 1
+"""
 
 
-def log_event(
-    pipe: redis.client.Pipeline, userid: int, itemid: int, rating: int, timestamp: int, event_id: str
+class LoggedEvent(Protocol):
+    """What the log keeps of an event (:class:`mlrec.online.events.Event` is one)."""
+
+    @property
+    def userid(self) -> int: ...
+    @property
+    def itemid(self) -> int: ...
+    @property
+    def rating(self) -> int: ...
+    @property
+    def timestamp(self) -> int: ...
+    @property
+    def event_id(self) -> str: ...
+
+
+def apply_user_events(
+    pipe: redis.client.Pipeline,
+    userid: int,
+    version: int,
+    fields: Mapping[FieldT, EncodableT],
+    events: Sequence[LoggedEvent],
 ) -> None:
-    """Queue an event's entry in the :data:`EVENTS_STREAM` log and the key that marks its id applied."""
-    pipe.xadd(
-        EVENTS_STREAM,
-        {"userid": userid, "itemid": itemid, "rating": rating, "timestamp": timestamp, "event_id": event_id},
-    )
-    pipe.set(event_id_key(event_id), 1, ex=EVENT_ID_TTL_S)
+    """Queue the compare-and-set of one user's ``events`` and new hash ``fields`` (see ``_APPLY_USER``);
+    its reply is 1 if applied, 0 if the user or an event id changed since ``version`` was read."""
+    args: list[EncodableT] = [F_VERSION, str(version), EVENT_ID_TTL_S, len(fields)]
+    for name, value in fields.items():
+        args += [name, value]
+    for e in events:
+        args += [e.userid, e.itemid, e.rating, e.timestamp, e.event_id]
+    keys = [EVENTS_STREAM, user_key(userid), *(event_id_key(e.event_id) for e in events)]
+    # EVALSHA: the pipeline sends the script's text once (SCRIPT LOAD when Redis lacks it), not per user
+    pipe.register_script(_APPLY_USER)(keys=keys, args=args, client=pipe)
 
 
 def read_events(client: redis.Redis, count: int | None = None) -> list[dict[str, int | str]]:
