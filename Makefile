@@ -14,7 +14,7 @@ SERVER_DIR := .runtime/server
 USERID ?= 1
 
 .PHONY: help venv data offline load demo test test-unit lint services-up services-down services-status \
-	server-up server-down serve client eval bench bench-online bench-events clean
+	server-up server-down serve client eval eval-stream bench bench-online bench-events clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
@@ -96,6 +96,9 @@ services-status: venv  ## show each service with its version and port
 
 eval: venv  ## top-K quality of the running service vs baselines -> docs/results/quality_<dataset>.{json,png}
 	$(PYTHON) online/eval/s3_eval_quality.py --url http://127.0.0.1:$(SERVER_PORT)
+
+eval-stream: venv  ## replay each user's held-out events through /ml/rec + /ml/event: HitRate/NDCG@10, stream on vs off
+	$(PYTHON) online/eval/s4_eval_streaming.py --url http://127.0.0.1:$(SERVER_PORT)
 
 bench: venv  ## offline benchmark on synthetic data at 1M and 10M ratings
 	$(PYTHON) benchmarks/bench_offline.py

@@ -162,24 +162,12 @@ def ingest(
 def cleanup(settings: Settings) -> int:
     """Delete the benchmark users, their log entries and their event ids; returns the log entries removed."""
     client = redis_store.connect(settings, timeout=30.0)
-    removed = 0
     try:
         for key in client.scan_iter(match=f"{redis_store.USER_PREFIX}{str(BENCH_USERS)[:3]}*", count=1000):
             client.delete(key)
-        for key in client.scan_iter(match=f"{redis_store.EVENT_ID_PREFIX}{EVENT_PREFIX}*", count=1000):
-            client.delete(key)
-        last = "-"
-        while True:
-            entries = client.xrange(redis_store.EVENTS_STREAM, min=last, count=5000)
-            ours = [eid for eid, fields in entries if fields.get(b"event_id", b"").startswith(EVENT_PREFIX.encode())]
-            if ours:
-                removed += client.xdel(redis_store.EVENTS_STREAM, *ours)
-            if len(entries) < 5000:
-                break
-            last = "(" + entries[-1][0].decode()
+        return redis_store.forget_events(client, EVENT_PREFIX)
     finally:
         client.close()
-    return removed
 
 
 def main() -> None:

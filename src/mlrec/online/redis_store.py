@@ -345,6 +345,22 @@ def apply_user_events(
     pipe.register_script(_APPLY_USER)(keys=keys, args=args, client=pipe)
 
 
+def forget_events(client: redis.Redis, prefix: str, batch: int = 5000) -> int:
+    """Delete the logged events whose event_id starts with ``prefix`` (a benchmark's or a replay's own),
+    and their id keys; returns the log entries removed. Nothing else in the log is touched."""
+    removed, start = 0, "-"
+    for key in client.scan_iter(match=f"{EVENT_ID_PREFIX}{prefix}*", count=1000):
+        client.delete(key)
+    while True:
+        entries = cast(list, client.xrange(EVENTS_STREAM, min=start, count=batch))
+        ours = [eid for eid, fields in entries if fields.get(b"event_id", b"").startswith(prefix.encode())]
+        if ours:
+            removed += client.xdel(EVENTS_STREAM, *ours)
+        if len(entries) < batch:
+            return removed
+        start = "(" + entries[-1][0].decode()
+
+
 def read_events(client: redis.Redis, count: int | None = None) -> list[dict[str, int | str]]:
     """The logged events, oldest first (``count``: only the first so many)."""
     entries = cast(list, client.xrange(EVENTS_STREAM, count=count))
