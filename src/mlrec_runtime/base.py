@@ -142,6 +142,9 @@ class Service(ABC):
     def prepare(self) -> None:  # noqa: B027 - an optional hook: most services need no preparation
         """Write config files and create data folders before each start."""
 
+    def ready(self) -> None:  # noqa: B027 - an optional hook: most services need nothing after start
+        """Run once the server this runtime started answers its health probe (e.g. a data migration)."""
+
     @abstractmethod
     def process(self) -> ProcessSpec: ...
 

@@ -95,6 +95,7 @@ def wait_service(service: Service) -> None:
     """Wait until ``service`` answers its health probe; raise :class:`StartError` with its log tail."""
     if runtime.read_pid(service.pid_path) is not None:
         runtime.wait_healthy(service.name, service.healthy, service.pid_path, service.log_path, service.start_timeout_s)
+        service.ready()
     elif not service.healthy():
         raise StartError(f"{service.name} is not healthy on port {service.port}; see {service.log_path}")
 

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import re
 import socket
+import time
 
-from mlrec_runtime.base import Service, apt_install, which
-from mlrec_runtime.runtime import ProcessSpec
+from mlrec_runtime.base import Service, apt_install, progress, which
+from mlrec_runtime.runtime import ProcessSpec, StartError
 
 # Debian 12's redis-server series; docker-compose.yml pins the same series (tests check it).
 REDIS_VERSION = "7.0"
@@ -29,6 +30,7 @@ def redis_ping(host: str, port: int, timeout_s: float = 1.0) -> bool:
 class RedisServer(Service):
     name = "redis"
     start_timeout_s = 20.0
+    _migrate_aof = False  # set by prepare(): this start loads an RDB snapshot, ready() switches the AOF on
 
     @property
     def port(self) -> int:
@@ -48,9 +50,21 @@ class RedisServer(Service):
     def config_path(self):
         return self.dir / "redis.conf"
 
+    @property
+    def data_dir(self):
+        return self.dir / "data"
+
+    def _needs_aof_migration(self) -> bool:
+        """A data folder from before the append-only file: an RDB snapshot and no append-only folder.
+        Started with ``appendonly yes`` Redis would ignore the snapshot and come up empty."""
+        return (self.data_dir / "dump.rdb").is_file() and not (self.data_dir / "appendonlydir").exists()
+
     def prepare(self) -> None:
-        data = self.dir / "data"
+        data = self.data_dir
         data.mkdir(parents=True, exist_ok=True)
+        self._migrate_aof = self._needs_aof_migration()
+        if self._migrate_aof:
+            progress(self.name, "an RDB snapshot from before the append-only file: loading it, then switching on")
         self.config_path.write_text(
             "# written by mlrec_runtime.redis_server on every start; edit there, not here\n"
             f"bind {self.settings.host}\n"
@@ -63,7 +77,7 @@ class RedisServer(Service):
             # POST /ml/event's log must survive a crash: with the append-only file each write reaches
             # the file (write(2)) before Redis replies, so a killed Redis loses no acknowledged event;
             # everysec fsyncs once a second (an OS crash or power cut can lose that last second)
-            "appendonly yes\n"
+            f"appendonly {'no' if self._migrate_aof else 'yes'}\n"
             "appendfsync everysec\n"
             "maxmemory-policy noeviction\n"
         )
@@ -75,6 +89,37 @@ class RedisServer(Service):
 
     def healthy(self) -> bool:
         return redis_ping(self.settings.host, self.port)
+
+    def ready(self) -> None:
+        """After a start that loaded a pre-append-only snapshot: ``CONFIG SET appendonly yes`` (Redis
+        rewrites the append-only file from the loaded data), and wait until that file is written."""
+        if not self._migrate_aof:
+            return
+        if not self._command(b"CONFIG SET appendonly yes").startswith(b"+OK"):
+            raise StartError(f"{self.name}: could not switch the append-only file on; see {self.log_path}")
+        deadline = time.monotonic() + 60.0
+        while time.monotonic() < deadline:
+            info = self._command(b"INFO persistence")
+            if b"aof_enabled:1" in info and b"aof_rewrite_in_progress:0" in info and b"aof_rewrite_scheduled:0" in info:
+                self._migrate_aof = False
+                progress(self.name, "append-only file written from the snapshot")
+                return
+            time.sleep(0.2)
+        raise StartError(f"{self.name}: the append-only file was not written within 60 s; see {self.log_path}")
+
+    def _command(self, command: bytes) -> bytes:
+        """One inline command's raw reply (no client library in the runtime)."""
+        with socket.create_connection((self.settings.host, self.port), timeout=5.0) as sock:
+            sock.sendall(command + b"\r\n")
+            reply = sock.recv(65536)
+            if reply.startswith(b"$"):  # a bulk string: read until its announced length has arrived
+                size = int(reply[1 : reply.index(b"\r\n")])
+                while len(reply) < size + len(str(size)) + 5:
+                    chunk = sock.recv(65536)
+                    if not chunk:
+                        break
+                    reply += chunk
+            return reply
 
     def version(self) -> str | None:
         if not self.healthy():
