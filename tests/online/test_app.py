@@ -14,11 +14,13 @@ import io
 import pytest
 from flask import Flask, request
 
-from mlrec.core.constants import RECALL_SIZE, RESPONSE_SIZE
+from mlrec.core.constants import GENRES, ITEMID, RECALL_SIZE, RESPONSE_SIZE
+from mlrec.core.io import write_id_lists
 from mlrec.core.paths import Paths
 from mlrec.core.settings import Settings
 from mlrec.offline.feature_meta import Feature, FeatureMeta
 from mlrec.online import app as app_module
+from mlrec.online import redis_store
 from mlrec.online.app import create_app, json_depth, parse_request
 from mlrec.online.errors import ApiError, BadRequest, DependencyUnavailable
 from mlrec.online.openapi import MAX_JSON_DEPTH, REC_REQUEST
@@ -361,3 +363,27 @@ def test_openapi_is_served_and_carries_the_limits_of_this_app(make_app):
         "scheme": "bearer",
         "description": "The value of MLREC_ADMIN_TOKEN in the server's environment.",
     }
+
+
+# -- POST /ml/event in front of a real Recommender whose Redis is down ------------------------------
+def test_events_name_a_dead_redis_a_missing_catalogue_and_bad_input_before_any_service(make_app, tmp_path, free_port):
+    genres = Paths(tmp_path).item_genres
+    write_id_lists({1: [3], 2: [4, 5]}, genres, ITEMID, GENRES)
+    dead_redis = redis_store.connect(Settings(redis_port=free_port), timeout=0.5)  # nothing listens there
+
+    def recommender(item_genres):
+        return Recommender(None, dead_redis, None, "alias", None, None, item_genres=item_genres)  # type: ignore[arg-type]
+
+    client = make_app(recommender(genres)).test_client()
+    resp = client.post("/ml/event", json={"userid": 1, "itemid": 2, "rating": 5})
+    assert resp.status_code == 503 and resp.json["dependency"] == "redis"
+    resp = client.post(
+        "/ml/event", json=[{"userid": 1, "itemid": 2, "rating": 5}, {"userid": 1, "itemid": 3, "rating": 5}]
+    )
+    assert resp.status_code == 400 and resp.json["field"] == "events[1].itemid"  # checked before Redis is asked
+    resp = (
+        make_app(recommender(tmp_path / "missing.parquet"))
+        .test_client()
+        .post("/ml/event", json={"userid": 1, "itemid": 2, "rating": 5})
+    )
+    assert resp.status_code == 503 and resp.json["dependency"] == "catalogue" and "make offline" in resp.json["hint"]
