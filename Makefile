@@ -107,7 +107,7 @@ bench-online: venv  ## latency and throughput of the running server at concurren
 	$(PYTHON) benchmarks/bench_online.py --url http://127.0.0.1:$(SERVER_PORT)
 
 bench-events: venv  ## POST /ml/event: ingestion rate, event-to-visible time, /ml/rec p99 with and without it (make server-up first)
-	$(PYTHON) benchmarks/bench_events.py --url http://127.0.0.1:$(SERVER_PORT) --batch 10
+	$(PYTHON) benchmarks/bench_events.py --url http://127.0.0.1:$(SERVER_PORT)
 
 clean:  ## remove pipeline artifacts (keeps downloads and services)
 	find data_exchange_center -mindepth 1 -maxdepth 1 ! -name README.md ! -name cache ! -name raw -exec rm -rf {} +

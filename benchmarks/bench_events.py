@@ -27,7 +27,7 @@ import time
 from dataclasses import asdict
 
 import numpy as np
-from bench_online import RESULTS_DIR, BenchError, Client, dataset_name, run_level  # this script's folder
+from bench_online import RESULTS_DIR, BenchError, Client, dataset_name, run_level, run_threads  # this script's folder
 
 from mlrec.core import io
 from mlrec.core.paths import TERMS_SCRIPT, Paths
@@ -138,13 +138,7 @@ def ingest(
         finally:
             client.close()
 
-    workers = [threading.Thread(target=worker, args=(t,), daemon=True) for t in range(threads)]
-    start = time.perf_counter()
-    for w in workers:
-        w.start()
-    for w in workers:
-        w.join()
-    elapsed = time.perf_counter() - start
+    elapsed = run_threads(worker, [(t,) for t in range(threads)])
     arr = np.asarray(lat) if lat else np.asarray([np.nan])
     return {
         "threads": threads,
@@ -176,7 +170,7 @@ def main() -> None:
     parser.add_argument("--url", default=f"http://127.0.0.1:{settings.server_port}")
     parser.add_argument("--fresh-users", type=int, default=200)
     parser.add_argument("--ingest-threads", type=int, default=2)
-    parser.add_argument("--batch", type=int, default=100)
+    parser.add_argument("--batch", type=int, default=10, help="events per request (default 10)")
     parser.add_argument("--seconds", type=float, default=15.0)
     parser.add_argument("--rate", type=float, default=500.0, help="events/s posted beside the /ml/rec load")
     parser.add_argument("--rec-concurrency", type=int, default=1)

@@ -117,6 +117,17 @@ class Client:
             self.conn.close()
 
 
+def run_threads(worker, args: list[tuple]) -> float:
+    """``worker(*a)`` for each ``a`` of ``args`` on its own thread, all at once; the seconds until all end."""
+    threads = [threading.Thread(target=worker, args=a, daemon=True) for a in args]
+    start = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return time.perf_counter() - start
+
+
 def run_level(
     label: str, url: str, users: np.ndarray, concurrency: int, n_requests: int, max_seconds: float, timeout_s: float
 ) -> LevelResult:
@@ -146,13 +157,7 @@ def run_level(
         finally:
             client.close()
 
-    threads = [threading.Thread(target=worker, daemon=True) for _ in range(concurrency)]
-    start = time.perf_counter()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    seconds = time.perf_counter() - start
+    seconds = run_threads(worker, [()] * concurrency)
     arr = np.asarray(lat) if lat else np.asarray([np.nan])
     p50, p95, p99 = np.percentile(arr, [50, 95, 99])
     stages = {s: round(float(np.mean([t.get(s, 0.0) for t in timings])), 2) for s in COLUMNS} if timings else {}

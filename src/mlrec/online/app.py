@@ -40,6 +40,7 @@ from mlrec.online.errors import (
     PayloadTooLarge,
     Unauthorized,
     as_api_error,
+    checked_int,
 )
 from mlrec.online.events import parse_events
 from mlrec.online.feast_store import FeastClient
@@ -183,15 +184,7 @@ def _int_field(body: dict, name: str) -> int:
         if name in REC_REQUEST["required"]:
             raise BadRequest(name, "is required")
         return spec["default"]
-    value = body[name]
-    if isinstance(value, float) and value.is_integer():  # JSON has one number type: 7.0 is the integer 7
-        value = int(value)
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise BadRequest(name, f"must be an integer, got {type(value).__name__}")
-    low, high = spec["minimum"], spec.get("maximum")
-    if value < low or (high is not None and value > high):
-        raise BadRequest(name, f"must be between {low} and {high}" if high is not None else f"must be >= {low}")
-    return value
+    return checked_int(body[name], name, spec["minimum"], spec.get("maximum"))
 
 
 def parse_request(req: Request) -> tuple[int, int]:

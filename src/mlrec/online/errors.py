@@ -39,6 +39,19 @@ class BadRequest(ApiError):
         super().__init__(f"{field}: {message}", field=field)
 
 
+def checked_int(value: object, field: str, low: int, high: int | None = None) -> int:
+    """``value`` as an int within ``[low, high]``, else :class:`BadRequest` naming ``field``.
+
+    JSON has one number type, so 7.0 is the integer 7; ``true`` is not an integer here."""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise BadRequest(field, f"must be an integer, got {type(value).__name__}")
+    if value < low or (high is not None and value > high):
+        raise BadRequest(field, f"must be between {low} and {high}" if high is not None else f"must be >= {low}")
+    return value
+
+
 class PayloadTooLarge(ApiError):
     """The body is over ``Settings.max_body_bytes``; rejected before it is read or parsed."""
 

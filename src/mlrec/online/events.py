@@ -45,7 +45,7 @@ import redis
 from mlrec.core.constants import CLICK_RATING_THRESHOLD, ITEMID, LABEL, TS, USERID
 from mlrec.offline.user_state import states_after
 from mlrec.online import redis_store
-from mlrec.online.errors import BadRequest
+from mlrec.online.errors import BadRequest, checked_int
 
 MAX_EVENTS = 1000  # events per request
 MAX_FUTURE_S = 300  # a timestamp may run this far ahead of the server's clock (clock skew), no further
@@ -54,6 +54,7 @@ MAX_ATTEMPTS = 12  # compare-and-set rounds for users other requests keep changi
 BACKOFF_S = 0.002  # the first retry waits up to this, doubling up to BACKOFF_MAX_S
 BACKOFF_MAX_S = 0.1
 RATING_MIN, RATING_MAX = 1, 5
+MAX_ID = 2**31 - 1  # ids are stored as int32 (the window, the filter)
 
 
 @dataclass(frozen=True)
@@ -95,14 +96,7 @@ class Applied:
 
 # -- parsing -------------------------------------------------------------------------------------
 def _integer(raw: dict, name: str, where: str, low: int, high: int | None = None) -> int:
-    value = raw[name]
-    if isinstance(value, float) and value.is_integer():  # JSON has one number type: 7.0 is the integer 7
-        value = int(value)
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise BadRequest(f"{where}{name}", f"must be an integer, got {type(value).__name__}")
-    if value < low or (high is not None and value > high):
-        raise BadRequest(f"{where}{name}", f"must be between {low} and {high}" if high is not None else f">= {low}")
-    return value
+    return checked_int(raw[name], f"{where}{name}", low, high)
 
 
 def parse_events(body: object, is_item: Callable[[int], bool], now: float | None = None) -> list[Event]:
@@ -129,8 +123,8 @@ def parse_events(body: object, is_item: Callable[[int], bool], now: float | None
         for name in ("userid", "itemid", "rating"):
             if name not in raw:
                 raise BadRequest(f"{where}{name}", "is required")
-        userid = _integer(raw, "userid", where, 1, 2**31 - 1)
-        itemid = _integer(raw, "itemid", where, 1, 2**31 - 1)
+        userid = _integer(raw, "userid", where, 1, MAX_ID)
+        itemid = _integer(raw, "itemid", where, 1, MAX_ID)
         if not is_item(itemid):
             raise BadRequest(f"{where}itemid", f"item {itemid} is not in the catalogue")
         rating = _integer(raw, "rating", where, RATING_MIN, RATING_MAX)

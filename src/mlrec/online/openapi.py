@@ -14,7 +14,7 @@ from typing import Any
 import mlrec
 from mlrec.core.constants import RECALL_SIZE, RESPONSE_SIZE
 from mlrec.online.errors import ADMIN_TOKEN_ENV
-from mlrec.online.events import MAX_EVENT_ID_LEN, MAX_EVENTS, MAX_FUTURE_S, RATING_MAX, RATING_MIN
+from mlrec.online.events import MAX_EVENT_ID_LEN, MAX_EVENTS, MAX_FUTURE_S, MAX_ID, RATING_MAX, RATING_MIN
 
 # The request body is one flat object (depth 1); anything nested deeper than this is refused
 # before it is parsed, so a hostile body cannot drive the recursive JSON parser into the stack limit.
@@ -39,8 +39,8 @@ EVENT: dict[str, Any] = {
     "type": "object",
     "required": ["userid", "itemid", "rating"],
     "properties": {
-        "userid": {"type": "integer", "minimum": 1, "maximum": 2**31 - 1, "description": "Who acted (new users too)."},
-        "itemid": {"type": "integer", "minimum": 1, "maximum": 2**31 - 1, "description": "A catalogue item."},
+        "userid": {"type": "integer", "minimum": 1, "maximum": MAX_ID, "description": "Who acted (new users too)."},
+        "itemid": {"type": "integer", "minimum": 1, "maximum": MAX_ID, "description": "A catalogue item."},
         "rating": {
             "type": "integer",
             "minimum": RATING_MIN,

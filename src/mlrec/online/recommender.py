@@ -189,10 +189,8 @@ class Recommender:
     def ingest(self, events: list[Event]) -> Applied:
         """Log ``events`` and apply them to their users' recall state (:func:`mlrec.online.events.apply_events`)."""
         genres = self.genres
-        try:
+        with StageTimer().stage(STAGE_REDIS):  # a Redis error is the 503 naming Redis, as on /ml/rec
             return apply_events(self.redis, events, genres)
-        except redis.RedisError as exc:
-            raise DependencyUnavailable(DEPENDENCIES[STAGE_REDIS], type(exc).__name__) from exc
 
     # -- item features: fetched once from Feast, refreshed on demand ---------------------------
     def refresh_items(self) -> int:

@@ -58,7 +58,7 @@ from redis.typing import EncodableT, FieldT
 from tqdm import tqdm
 
 from mlrec.offline.channels import NEIGHBOUR_CHANNELS
-from mlrec.offline.user_state import WINDOW_DTYPE, UserState
+from mlrec.offline.user_state import WINDOW_DTYPE
 
 USER_PREFIX = "user"
 ITEM_VECTORS_KEY = "itemvec"
@@ -275,17 +275,6 @@ def read_users(client: redis.Redis, userids: Sequence[int]) -> dict[int, UserRec
 
 
 # -- events (POST /ml/event) -----------------------------------------------------------------------
-def read_user_state(client: redis.Redis, userid: int) -> UserState | None:
-    """What an event updates of a user (terms, seen filter, recent items, window); None if unknown.
-
-    ``client`` may be a pipeline in ``WATCH`` mode (commands run at once there)."""
-    fields = _hgetall(client, user_key(userid))
-    if not fields:
-        return None
-    user = decode_user(userid, fields)
-    return UserState(terms=user.terms, seen=user.seen, recent=user.recent, window=user.window)
-
-
 # Apply one user's events atomically, if nothing changed since they were read (compare-and-set):
 # the user's version (field F_VERSION, absent = 0) is the one expected and none of the event ids is
 # applied yet. Then: log each event (XADD), mark its id (SET ... EX), write the user's fields, bump the
