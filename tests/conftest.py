@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import shutil
 import socket
+import threading
 import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -26,9 +27,11 @@ from types import MappingProxyType
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import pytest
 import redis
 
+from mlrec.core.contracts import FEAST_USER_PUSH
 from mlrec.core.paths import Paths
 from mlrec.core.settings import Settings
 from mlrec.data import prepare_dataset, write_marker
@@ -41,6 +44,8 @@ from mlrec.offline import pipeline
 from mlrec.offline.train import TrainConfig
 from mlrec.online import es_index
 from mlrec.online.app import create_app
+from mlrec.online.event_worker import serve
+from mlrec.online.feast_store import FeastClient
 from mlrec_runtime import FEATURE_REPO, down, runtime, up
 from mlrec_runtime.feast_server import FeastServer
 from mlrec_runtime.manager import start_service, wait_service
@@ -175,6 +180,26 @@ def chain_redis_restored(chain) -> Iterator[redis.Redis]:
         for key, dump in saved.items():
             client.restore(key, 0, dump, replace=True)
         client.close()
+
+
+@pytest.fixture
+def event_worker(chain, chain_redis_restored) -> Iterator[Settings]:
+    """An event worker for the chain, as ``s1_server.py`` starts one beside the server (here a thread of
+    the test process, on the real Redis and Feast); afterwards every offline user's Feast row is put
+    back (events push new ones; other tests compare Feast with the offline tables). Yields the settings."""
+    settings, paths = chain[0], chain[1]
+    stop = threading.Event()
+    thread = threading.Thread(target=serve, args=(settings, paths, stop.is_set), name="event-worker", daemon=True)
+    thread.start()
+    try:
+        yield settings
+    finally:
+        stop.set()
+        thread.join(30)
+        offline = pd.read_parquet(paths.feast_dir / paths.user_features.name)
+        FeastClient(settings.feast_url, timeout_s=60.0).push(
+            FEAST_USER_PUSH, offline.drop(columns=["event_timestamp", "created"])
+        )
 
 
 def pytest_collection_modifyitems(config, items):

@@ -1,4 +1,7 @@
-"""Serve POST /ml/rec: Redis -> Elasticsearch -> Feast -> Triton -> top 50 {itemid, score}.
+"""Serve POST /ml/rec: Redis -> Elasticsearch -> Feast -> Triton -> top 50 {itemid, score}, and POST /ml/event.
+
+It starts the event worker too (online/main/s5_event_worker.py, at CPU priority nice +10): the process
+that applies POST /ml/event's events out of the serving processes; it stops when the server stops.
 
 Run:   python online/main/s1_server.py                 # gunicorn, 2 workers x 4 threads (production-like)
        python online/main/s1_server.py --dev           # Flask's development server
@@ -10,9 +13,13 @@ Port from $MLREC_SERVER_PORT (default 5000); every service address from mlrec.co
 import argparse
 import os
 import shutil
+import subprocess
 import sys
 
+from mlrec.core.paths import EVENT_WORKER_SCRIPT, REPO_ROOT
 from mlrec.core.settings import Settings
+
+WORKER_NICE = 10  # the worker yields the CPU to /ml/rec when both want it
 
 if __name__ == "__main__":
     settings = Settings.from_env()
@@ -22,7 +29,11 @@ if __name__ == "__main__":
     parser.add_argument("--dev", action="store_true", help="Flask development server instead of gunicorn")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--threads", type=int, default=4)
+    parser.add_argument("--no-event-worker", action="store_true", help="do not start the event worker")
     args = parser.parse_args()
+    if not args.no_event_worker:  # it outlives execv below: the pid it watches stays the server's
+        worker = [sys.executable, str(REPO_ROOT / EVENT_WORKER_SCRIPT), "--parent", str(os.getpid())]
+        subprocess.Popen([*worker, "--nice", str(WORKER_NICE)])
     if args.dev:
         from mlrec.online.app import create_app
 

@@ -5,7 +5,14 @@ from __future__ import annotations
 import ast
 import re
 
-from mlrec.core.contracts import DEPENDENCIES, FEAST_ITEM_SERVICE, FEAST_USER_SERVICE, STAGES, TOTAL
+from mlrec.core.contracts import (
+    DEPENDENCIES,
+    FEAST_ITEM_SERVICE,
+    FEAST_USER_PUSH,
+    FEAST_USER_SERVICE,
+    STAGES,
+    TOTAL,
+)
 from mlrec.core.paths import REPO_ROOT
 
 FEATURE_REPO = REPO_ROOT / "offline_to_online" / "rank" / "feature_repo" / "features.py"
@@ -22,6 +29,19 @@ def test_feast_feature_repository_declares_the_services_the_clients_ask_for():
         if kw.arg == "name" and isinstance(kw.value, ast.Constant)
     }
     assert names == {FEAST_USER_SERVICE, FEAST_ITEM_SERVICE}
+
+
+def test_feast_feature_repository_declares_the_push_source_events_write_to():
+    """``POST /ml/event`` pushes user features by this name; the repo spells it in its ``_view(..., push=...)``."""
+    tree = ast.parse(FEATURE_REPO.read_text())
+    pushes = {
+        kw.value.value
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "_view"
+        for kw in node.keywords
+        if kw.arg == "push" and isinstance(kw.value, ast.Constant)
+    }
+    assert pushes == {FEAST_USER_PUSH}
 
 
 def test_stage_names_are_distinct_and_remote_ones_name_their_service():

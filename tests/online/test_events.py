@@ -1,6 +1,7 @@
 """``POST /ml/event``: validation (fast), and on the session's real chain: an event changes the next
 answer, a repeated event_id changes nothing, a bad batch changes nothing, a new user leaves the popular
-fallback; and on a Redis of its own, killed and restarted, no acknowledged event is lost."""
+fallback, the users' Feast rows follow their events, no worker is a 503 that applies nothing; and on a
+Redis of its own, killed and restarted, no acknowledged event is lost."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import dataclasses
 import os
 import signal
 import threading
+import time
 
 import numpy as np
 import pandas as pd
@@ -16,13 +18,18 @@ import redis
 
 from mlrec.core import io
 from mlrec.core.constants import ITEMID, LABEL, TS, USERID
+from mlrec.core.contracts import FEAST_USER_SERVICE
 from mlrec.core.paths import TERMS_SCRIPT
 from mlrec.models.als import fold_in
+from mlrec.offline.candidates import USER_ACTIVITY
+from mlrec.offline.feature_meta import FeatureMeta
 from mlrec.offline.pit import genre_matrix
 from mlrec.offline.user_state import states_after
 from mlrec.online import redis_store
-from mlrec.online.errors import BadRequest
-from mlrec.online.events import MAX_EVENTS, MAX_FUTURE_S, apply_events, parse_events
+from mlrec.online.errors import BadRequest, EventsNotApplied
+from mlrec.online.event_worker import Catalogue, submit
+from mlrec.online.events import MAX_EVENTS, MAX_FUTURE_S, Event, apply_events, parse_events
+from mlrec.online.feast_store import FeastClient
 from mlrec_runtime import runtime
 from mlrec_runtime.manager import start_service, wait_service
 from mlrec_runtime.redis_server import RedisServer
@@ -84,7 +91,7 @@ def test_a_bad_event_is_a_400_naming_its_field(body, field):
 
 # -- on the session's chain ------------------------------------------------------------------------
 @pytest.fixture
-def events_chain(chain, chain_redis_restored) -> tuple:
+def events_chain(chain, chain_redis_restored, event_worker) -> tuple:
     settings, paths, app, _, _ = chain
     return settings, paths, app, chain_redis_restored
 
@@ -168,6 +175,56 @@ def test_a_new_user_leaves_the_popular_fallback_after_a_few_clicks(events_chain)
     # the next batch refolds from every item so far; a user loaded with a trained vector keeps it
     assert _post(app, {"userid": user, "itemid": popular[5], "rating": 1})[1]["folded"] == [user]
     assert _post(app, {"userid": _known_user(paths), "itemid": popular[0], "rating": 5})[1]["folded"] == []
+
+
+def _feast_row(feast: FeastClient, user: int, until, timeout_s: float = 10.0) -> dict[str, float]:
+    """The user's Feast row once ``until(row)`` holds (the worker pushes within its interval)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        row = {k: float(v[0]) for k, v in feast.get(FEAST_USER_SERVICE, USERID, [user]).items()}
+        if until(row) or time.monotonic() > deadline:
+            return row
+        time.sleep(0.1)
+
+
+def test_the_users_feast_row_follows_their_events(events_chain):
+    """After events, Feast serves the row the offline functions compute from the user's Redis state
+    (genre counts of the window, activity from the event count), for a known user (their static
+    columns kept) and a new one (codes 0, as offline for a user without a users.dat row)."""
+    settings, paths, app, client = events_chain
+    feast = FeastClient(settings.feast_url, timeout_s=10.0)
+    meta = FeatureMeta.load(paths.feature_meta)
+    activity = next(f for f in meta.features if f.name == USER_ACTIVITY)
+    known, new = _known_user(paths), 10**9 + 7
+    before = _feast_row(feast, known, lambda row: True)
+    n_known = redis_store.read_user(client, known).n_events
+    genres = genre_matrix(io.read_id_lists(paths.item_genres, TERMS_SCRIPT))
+    items = np.flatnonzero(genres.any(axis=1))[:3].tolist()
+    events = [
+        {"userid": u, "itemid": i, "rating": 5, "timestamp": NOW + k} for u in (known, new) for k, i in enumerate(items)
+    ]
+    assert _post(app, events)[1]["accepted"] == 6
+    for user, n in ((known, n_known + 3), (new, 3)):
+        scaled = (np.log1p(n) - activity.mean) / activity.std
+        row = _feast_row(feast, user, lambda r, s=scaled: abs(r[USER_ACTIVITY] - s) < 1e-4)
+        expected = Catalogue.load(paths).user_rows({user: redis_store.read_user(client, user)}).iloc[0]
+        for name, value in row.items():
+            assert value == pytest.approx(float(expected[name]), abs=1e-5), name
+    assert all(row_ := _feast_row(feast, known, lambda r: True)) and all(
+        row_[f.name] == before[f.name] for f in meta.features if f.owner == "user" and f.kind == "sparse_side"
+    )
+
+
+def test_without_a_worker_a_request_is_a_503_that_applied_nothing(chain, chain_redis_restored):
+    """No worker took the request within the wait: it is taken back off the queue, nothing is logged."""
+    client = chain_redis_restored
+    length = client.xlen(redis_store.EVENTS_STREAM)
+    with pytest.raises(EventsNotApplied) as err:
+        submit(client, [Event(10**9 + 8, 1, 5, NOW, "no-worker-1")], wait_s=0.3)
+    assert err.value.status == 503 and err.value.details["dependency"] == "event worker"
+    assert "nothing was applied" in str(err.value.details["reason"]) and "s1_server.py" in err.value.hint
+    assert client.llen(redis_store.EVENT_QUEUE) == 0 and client.xlen(redis_store.EVENTS_STREAM) == length
+    assert redis_store.read_user(client, 10**9 + 8) is None
 
 
 def test_concurrent_batches_over_shared_users_apply_every_event_once(events_chain):

@@ -199,7 +199,7 @@ def test_fuzz_admin_with_the_token_has_no_server_errors(tmp_path):
 
 
 # -- integration: the real chain -------------------------------------------------------------------
-def test_fuzz_the_real_chain_has_no_server_errors(chain, chain_redis_restored):
+def test_fuzz_the_real_chain_has_no_server_errors(chain, chain_redis_restored, event_worker):
     _, paths, app, _, _ = chain
     users = sorted(io.read_id_lists(paths.user_filter, TERMS_SCRIPT))  # the users loaded into Redis
     answers = fuzz(app, max_examples=100, known_users=users, event_users_from=10**9)

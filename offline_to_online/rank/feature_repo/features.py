@@ -18,7 +18,7 @@ import os
 from datetime import timedelta
 from pathlib import Path
 
-from feast import Entity, FeatureService, FeatureView, Field, FileSource, ValueType
+from feast import Entity, FeatureService, FeatureView, Field, FileSource, PushSource, ValueType
 from feast.types import Float32
 
 DATA_DIR = Path(os.environ.get("MLREC_DATA_DIR", Path(__file__).resolve().parents[3] / "data_exchange_center"))
@@ -31,14 +31,19 @@ user = Entity(name="user", join_keys=["userid"], value_type=ValueType.INT64, des
 item = Entity(name="item", join_keys=["itemid"], value_type=ValueType.INT64, description="MovieLens item id")
 
 
-def _view(name: str, entity: Entity, key: str, owner: str, features: list[dict]) -> FeatureView:
-    """One view per entity: the meta's non-id features of that owner, in meta order, as Float32."""
-    source = FileSource(
+def _view(name: str, entity: Entity, owner: str, features: list[dict], push: str | None = None) -> FeatureView:
+    """One view per entity: the meta's non-id features of that owner, in meta order, as Float32.
+
+    With ``push``, the view's source is a push source of that name over the parquet: materialization
+    still reads the parquet, and ``POST /push`` on the feature server writes rows online (what
+    ``POST /ml/event`` does for the user features of the users whose events it applied)."""
+    batch = FileSource(
         name=f"{name}_source",
         path=str(TABLES / f"{owner}_features.parquet"),
         timestamp_field="event_timestamp",
         created_timestamp_column="created",
     )
+    source = PushSource(name=push, batch_source=batch) if push else batch
     schema = [
         Field(name=f["name"], dtype=Float32) for f in features if f["owner"] == owner and f["kind"] != "sparse_id"
     ]
@@ -47,8 +52,8 @@ def _view(name: str, entity: Entity, key: str, owner: str, features: list[dict])
 
 if META.is_file():
     _features = json.loads(META.read_text())["features"]
-    ml_user_view = _view("ml_user_view", user, "userid", "user", _features)
-    ml_item_view = _view("ml_item_view", item, "itemid", "item", _features)
+    ml_user_view = _view("ml_user_view", user, "user", _features, push="ml_user_push")
+    ml_item_view = _view("ml_item_view", item, "item", _features)
     # Feature services: what the online server asks for by name (as in the seed).
     ml_user = FeatureService(name="ml_user", features=[ml_user_view])
     ml_item = FeatureService(name="ml_item", features=[ml_item_view])

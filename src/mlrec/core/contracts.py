@@ -17,6 +17,8 @@ TRITON_OUTPUT = "ml_output"  # float32 (batch, 1), click probability
 # Feature services of the Feast repository (offline_to_online/rank/feature_repo/features.py).
 FEAST_USER_SERVICE = "ml_user"
 FEAST_ITEM_SERVICE = "ml_item"
+# The push source over the user view: POST /ml/event writes the new feature rows of its users there.
+FEAST_USER_PUSH = "ml_user_push"
 
 # The stages of POST /ml/rec in run order: ``Server-Timing`` entries, Prometheus ``stage`` labels
 # and the benchmark's columns; ``total`` is the whole request.

@@ -33,6 +33,7 @@ TRITON_SCRIPT = "offline_to_online/rank/s4_model_to_triton.py"
 PARITY_SCRIPT = "offline_to_online/rank/s5_check_offline_and_online.py"
 SERVER_SCRIPT = "online/main/s1_server.py"
 CLIENT_SCRIPT = "online/main/s2_client.py"
+EVENT_WORKER_SCRIPT = "online/main/s5_event_worker.py"
 EVAL_SCRIPT = "online/eval/s3_eval_quality.py"
 STREAM_EVAL_SCRIPT = "online/eval/s4_eval_streaming.py"
 
@@ -49,7 +50,7 @@ STEPS: dict[str, tuple[str, ...]] = {
         RANK_SCRIPT,
     ),
     "load": (REDIS_SCRIPT, ES_SCRIPT, FEAST_SCRIPT, TRITON_SCRIPT, PARITY_SCRIPT),
-    "online": (SERVER_SCRIPT, CLIENT_SCRIPT, EVAL_SCRIPT, STREAM_EVAL_SCRIPT),
+    "online": (SERVER_SCRIPT, CLIENT_SCRIPT, EVAL_SCRIPT, STREAM_EVAL_SCRIPT, EVENT_WORKER_SCRIPT),
 }
 
 

@@ -63,6 +63,10 @@ class Settings:
     max_body_bytes: int = 64 * 1024  # larger request bodies get 413
     # POST /ml/event takes up to 1,000 events (~100 bytes each) per request, so its own, larger limit
     max_event_body_bytes: int = 256 * 1024
+    # POST /ml/event waits this long for the event worker to apply its events before it answers 503
+    event_wait_s: float = 5.0
+    # the event worker pushes the changed users' Feast rows at most this often (rows of a user coalesce)
+    feature_push_interval_s: float = 0.5
     data_dir: Path = DEFAULT_DATA_DIR  # every artifact (data_exchange_center/)
     dataset: str = "ml-100k"  # what offline/preprocess/s0_get_data.py fetches without --dataset
     log_level: str = "WARNING"
@@ -117,6 +121,8 @@ class Settings:
             admin_token=get("MLREC_ADMIN_TOKEN", d.admin_token),
             max_body_bytes=get("MLREC_MAX_BODY_BYTES", d.max_body_bytes),
             max_event_body_bytes=get("MLREC_MAX_EVENT_BODY_BYTES", d.max_event_body_bytes),
+            event_wait_s=get("MLREC_EVENT_WAIT_S", d.event_wait_s),
+            feature_push_interval_s=get("MLREC_FEATURE_PUSH_INTERVAL_S", d.feature_push_interval_s),
             data_dir=Path(get("MLREC_DATA_DIR", str(d.data_dir))).resolve(),
             dataset=get("MLREC_DATASET", d.dataset),
             log_level=get("MLREC_LOG_LEVEL", d.log_level).upper(),

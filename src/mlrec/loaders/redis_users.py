@@ -59,12 +59,13 @@ def load_redis(paths: Paths, settings: Settings) -> dict:
         recent = io.read_id_lists(paths.user_recent, ITEM_RECALL_SCRIPT)
         offline = io.read_parquet(paths.offline_imp, SPLIT_SCRIPT, columns=[USERID, ITEMID, LABEL, TS])
         windows = window_events(ordered(offline))
+        n_events = offline[USERID].value_counts().to_dict()  # the activity feature's count, kept with the window
         neighbours = {channel: read_neighbours(paths, channel) for channel in NEIGHBOUR_CHANNELS}
         pop_ids, pop_scores = read_popular(paths)
         item_vectors = io.read_npy(paths.item_vector, VECTOR_RECALL_SCRIPT)
         als_params = io.read_json(paths.retrieval_params, VECTOR_RECALL_SCRIPT)
         client = redis_store.connect(settings, timeout=10.0)
-        n = redis_store.write_users(client, terms, vectors, seen, recent, windows)
+        n = redis_store.write_users(client, terms, vectors, seen, recent, windows, n_events)
         written = {
             channel: redis_store.write_neighbours(client, channel, ids, weights)
             for channel, (ids, weights) in neighbours.items()
@@ -81,6 +82,7 @@ def load_redis(paths: Paths, settings: Settings) -> dict:
         or not np.array_equal(got.seen, seen[sample])
         or not np.array_equal(got.recent, recent.get(sample, np.zeros(0, np.int32)))
         or not np.array_equal(got.window, windows[sample])
+        or got.n_events != n_events[sample]
     ):
         _differs(redis_store.user_key(sample), settings)
     for channel, (ids, weights) in neighbours.items():

@@ -104,13 +104,7 @@ def entity_features(
     """
     ts, items, users = events[TS].to_numpy(), events[ITEMID].to_numpy(np.int64), events[USERID].to_numpy(np.int64)
     now = float(ts.max()) if len(ts) else 0.0
-    user: dict[str, np.ndarray] = {}
-    latest = latest_counts(events, genres)
-    for column in COUNT_COLUMNS:
-        values = np.zeros(n_users, np.float64)
-        values[latest[USERID].to_numpy()] = latest[column].to_numpy()
-        user[column] = values
-    user[USER_ACTIVITY] = np.log1p(np.bincount(users, minlength=n_users)[:n_users].astype(np.float64))
+    user = user_dense_features(events, genres, np.arange(n_users), np.bincount(users, minlength=n_users)[:n_users])
     first = np.full(n_items, np.inf)
     np.minimum.at(first, items, ts.astype(np.float64))
     item = {
@@ -121,6 +115,28 @@ def entity_features(
         ITEM_AGE: np.log1p(np.where(np.isfinite(first), (now - first) / DAY_S, 0.0)),
     }
     return user, item
+
+
+def user_dense_features(
+    events: pd.DataFrame, genres: np.ndarray, userids: np.ndarray, n_events: np.ndarray
+) -> dict[str, np.ndarray]:
+    """The ranker's dense user features (raw, unscaled) of ``userids``, aligned with them: the genre
+    counts over each user's latest ``PIT_WINDOW`` events in ``events``, and activity from ``n_events``
+    (each user's count of every event, ``log1p``).
+
+    Offline ``events`` are all of them; online (``POST /ml/event``) they are the user's window Redis
+    keeps, which holds the latest ``PIT_WINDOW``, and the count is kept beside it: the same values."""
+    userids = np.asarray(userids, dtype=np.int64)
+    latest = latest_counts(events, genres)
+    at = pd.Index(userids).get_indexer(latest[USERID].to_numpy())
+    ours = at >= 0
+    user: dict[str, np.ndarray] = {}
+    for column in COUNT_COLUMNS:
+        values = np.zeros(len(userids), np.float64)
+        values[at[ours]] = latest[column].to_numpy()[ours]
+        user[column] = values
+    user[USER_ACTIVITY] = np.log1p(np.asarray(n_events, dtype=np.float64))
+    return user
 
 
 def fit_moment(

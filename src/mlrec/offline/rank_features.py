@@ -19,6 +19,7 @@ tables of the serving moment (every offline event), which the Feast loader pushe
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -127,6 +128,21 @@ def build_rank_matrix(
     return meta, frame
 
 
+def scaled_table(
+    meta: FeatureMeta, owner: Owner, key: str, ids: np.ndarray, values: Mapping[str, np.ndarray]
+) -> pd.DataFrame:
+    """``key`` then the meta's features of ``owner`` in meta order, each from ``values`` (raw, aligned with
+    ``ids``) scaled as in training: one row per id, what Feast serves for that entity.
+
+    Offline it builds the whole table (:func:`serving_tables`); online, ``POST /ml/event`` builds the rows
+    of the users whose events it applied and pushes them to Feast."""
+    out: dict[str, np.ndarray] = {key: np.asarray(ids, dtype=np.int64)}
+    for f in meta.features:
+        if f.owner == owner and f.kind != "sparse_id":
+            out[f.name] = ((np.asarray(values[f.name], dtype=np.float64) - f.mean) / f.std).astype(np.float32)
+    return pd.DataFrame(out)
+
+
 def serving_tables(
     meta: FeatureMeta,
     dense: tuple[dict[str, np.ndarray], dict[str, np.ndarray]],
@@ -139,14 +155,13 @@ def serving_tables(
     of every offline event, scaled as in training: what Feast serves."""
     user_dense, item_dense = dense
     static = _static_tables(users, genres, len(next(iter(user_dense.values()))))
-    out: dict[str, dict[str, np.ndarray]] = {"user": {USERID: user_ids}, "item": {ITEMID: item_ids}}
-    for f in meta.features:
-        if f.kind == "sparse_id" or f.owner == "request":
-            continue
-        ids = user_ids if f.owner == "user" else item_ids
-        if f.name in static:
-            values = static[f.name][ids]
-        else:
-            values = (user_dense if f.owner == "user" else item_dense)[f.name][ids]
-        out[f.owner][f.name] = ((values - f.mean) / f.std).astype(np.float32)
-    return pd.DataFrame(out["user"]), pd.DataFrame(out["item"])
+    tables = []
+    sides: tuple[tuple[Owner, str, np.ndarray, dict[str, np.ndarray]], ...] = (
+        ("user", USERID, user_ids, user_dense),
+        ("item", ITEMID, item_ids, item_dense),
+    )
+    for owner, key, ids, by_id in sides:
+        names = [f.name for f in meta.of_owner(owner) if f.kind != "sparse_id"]
+        values = {name: (static[name] if name in static else by_id[name])[ids] for name in names}
+        tables.append(scaled_table(meta, owner, key, ids, values))
+    return tables[0], tables[1]

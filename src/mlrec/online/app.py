@@ -64,6 +64,7 @@ def build_recommender(settings: Settings, paths: Paths) -> Recommender:
         feast=FeastClient(settings.feast_url, timeout_s=timeout),
         ranker=TritonRanker(settings.triton_grpc_url, settings.triton_model, timeout_s=timeout),
         item_genres=paths.item_genres,
+        event_wait_s=settings.event_wait_s,
     )
 
 

@@ -95,6 +95,15 @@ class DependencyUnavailable(ApiError):
         super().__init__(f"{dependency} unavailable", dependency=dependency, reason=reason)
 
 
+class EventsNotApplied(ApiError):
+    """``POST /ml/event`` got no answer from the event worker in time (not running, or died mid-batch)."""
+
+    status = 503
+
+    def __init__(self, reason: str, hint: str) -> None:
+        super().__init__("events not applied", hint, dependency="event worker", reason=reason)
+
+
 class CatalogueMissing(ApiError):
     """``POST /ml/event`` before the offline steps wrote the catalogue's item genres."""
 

@@ -57,6 +57,13 @@ RATING_MIN, RATING_MAX = 1, 5
 MAX_ID = 2**31 - 1  # ids are stored as int32 (the window, the filter)
 
 
+# what accepted events change; the Feast rows follow the Redis state within the worker's push interval
+UPDATED = [
+    "redis: event log, seen filter, recent items, genre terms, event count (and a folded-in vector for a new user)",
+    "feast: the user's features (pushed by the event worker)",
+]
+
+
 @dataclass(frozen=True)
 class Event:
     userid: int
@@ -90,7 +97,7 @@ class Applied:
             "new_users": self.new_users,
             "event_ids": self.event_ids,
             "folded": self.folded,
-            "updated": ["redis: event log, seen filter, recent items, genre terms"] if self.accepted else [],
+            "updated": UPDATED if self.accepted else [],
         }
 
 
@@ -197,10 +204,17 @@ def apply_events(client: redis.Redis, events: list[Event], genres: np.ndarray) -
         pipe = client.pipeline(transaction=False)
         for u in users:
             state, vector = states[u], vectors.get(u)
-            fields = redis_store.encode_user(
-                state.terms, vector, state.seen, state.recent, state.window, folded=vector is not None
-            )
             before = stored[u]
+            n_events = (before.n_events if before else 0) + len(by_user[u])
+            fields = redis_store.encode_user(
+                state.terms,
+                vector,
+                state.seen,
+                state.recent,
+                state.window,
+                folded=vector is not None,
+                n_events=n_events,
+            )
             redis_store.apply_user_events(pipe, u, before.version if before else 0, fields, by_user[u])
         done = dict(zip(users, pipe.execute(), strict=True))
         for u in users:

@@ -84,8 +84,10 @@ class FeastClient:
         with self._refs_lock:
             self._refs.clear()
 
-    def _post(self, body: dict, timeout_s: float | None = None) -> tuple[int, bytes]:
-        endpoint = f"{self.url}/get-online-features"
+    def _post(
+        self, body: dict, timeout_s: float | None = None, path: str = "/get-online-features"
+    ) -> tuple[int, bytes]:
+        endpoint = f"{self.url}{path}"
         resp = self._pool.request(
             "POST",
             endpoint,
@@ -110,6 +112,21 @@ class FeastClient:
         except (ValueError, KeyError, TypeError) as exc:
             raise FeastError(f"feast at {self.url}: unexpected response ({exc})") from exc
         return payload
+
+    def push(self, push_source: str, table: pd.DataFrame, timeout_s: float | None = None) -> None:
+        """Write ``table``'s rows (the entity key and every feature of the source's view) to the online
+        store through the feature server's ``POST /push``, stamped now (the server needs the view's
+        event and created timestamp columns, or it answers 500)."""
+        now = pd.Timestamp.now(tz="UTC").isoformat()
+        df: dict[str, list] = {name: table[name].tolist() for name in table.columns}
+        df["event_timestamp"] = df["created"] = [now] * len(table)
+        body = {"push_source_name": push_source, "df": df, "to": "online"}
+        try:
+            status, content = self._post(body, timeout_s, path="/push")
+        except urllib3.exceptions.HTTPError as exc:
+            raise FeastUnreachable(f"feast at {self.url}: {type(exc).__name__}") from exc
+        if status != 200:
+            raise FeastError(f"feast at {self.url}: push: HTTP {status}: {content[:300].decode(errors='replace')}")
 
     def feature_refs(self, service: str, key: str, probe_id: int) -> list[str]:
         """``view:feature`` for every feature of ``service`` (asked once, by full feature name)."""

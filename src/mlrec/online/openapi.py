@@ -215,7 +215,10 @@ def build_spec(max_body_bytes: int, max_event_body_bytes: int | None = None) -> 
                         "200": _json("EventResponse", "What was logged and updated."),
                         "400": _error("A field is missing, of the wrong type or out of range; `field` names it."),
                         "413": _error(f"The body is larger than {max_event_body_bytes} bytes."),
-                        "503": _error("Redis is down, or the catalogue is not built yet; `dependency` names it."),
+                        "503": _error(
+                            "Redis is down, the catalogue is not built yet, or the event worker did not apply the "
+                            "events in time; `dependency` names which. Retrying with the same event_ids is safe."
+                        ),
                     },
                 }
             },

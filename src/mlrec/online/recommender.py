@@ -46,7 +46,8 @@ from mlrec.offline.pit import genre_matrix
 from mlrec.online import es_index, redis_store
 from mlrec.online.assemble import FeatureAssembler
 from mlrec.online.errors import CatalogueMissing, DependencyUnavailable
-from mlrec.online.events import Applied, Event, apply_events
+from mlrec.online.event_worker import submit
+from mlrec.online.events import Applied, Event
 from mlrec.online.feast_store import FeastClient, FeastError
 from mlrec.online.triton_ranker import TritonError, TritonRanker
 
@@ -160,6 +161,7 @@ class Recommender:
         feast: FeastClient,
         ranker: TritonRanker,
         item_genres: Path | None = None,
+        event_wait_s: float = 5.0,
     ) -> None:
         self.meta, self.redis, self.es, self.es_alias = meta, redis_client, es, es_alias
         self.feast, self.ranker = feast, ranker
@@ -168,6 +170,7 @@ class Recommender:
         self._lock = threading.Lock()
         self.item_genres_path = item_genres
         self._genres: np.ndarray | None = None
+        self.event_wait_s = event_wait_s
 
     # -- events (POST /ml/event) ---------------------------------------------------------------
     @property
@@ -187,10 +190,9 @@ class Recommender:
         return 0 < itemid < len(genres) and bool(genres[itemid].any())
 
     def ingest(self, events: list[Event]) -> Applied:
-        """Log ``events`` and apply them to their users' recall state (:func:`mlrec.online.events.apply_events`)."""
-        genres = self.genres
+        """Hand ``events`` to the event worker, wait for what it applied (:func:`~mlrec.online.event_worker.submit`)."""
         with StageTimer().stage(STAGE_REDIS):  # a Redis error is the 503 naming Redis, as on /ml/rec
-            return apply_events(self.redis, events, genres)
+            return submit(self.redis, events, self.event_wait_s)
 
     # -- item features: fetched once from Feast, refreshed on demand ---------------------------
     def refresh_items(self) -> int:

@@ -14,6 +14,8 @@ key                field         encoding
                                  the next offline load writes a trained one); absent for a trained vector
 ``user<id>``       filter        little-endian int32 item ids the user has already seen offline
 ``user<id>``       recent        little-endian int32 ids of the user's most recent items, most recent first
+``user<id>``       n             how many events the user has had, offline and since (text): the activity
+                                 feature of the user's Feast row, which ``POST /ml/event`` recomputes
 ``user<id>``       window        the user's latest events (:data:`~mlrec.offline.user_state.WINDOW_DTYPE`, 13
                                  bytes each: int32 item, int8 label, int64 time), oldest first: what an event
                                  needs to recompute the terms and recent items (``POST /ml/event``)
@@ -25,6 +27,9 @@ key                field         encoding
                                  event_id; kept in Redis's append-only file, read back by the next offline run
 ``evt:<event_id>`` (string)      the stream entry id of an applied event, kept ``EVENT_ID_TTL_S``: a repeated
                                  event_id is not applied twice
+``evq``            (list)        requests of ``POST /ml/event`` waiting for the event worker: JSON
+                                 ``{"request", "events": [[userid, itemid, rating, timestamp, event_id]]}``
+``evr:<request>``  (list)        the worker's JSON answer to one request (what was applied), kept a minute
 ``nbr:<channel>``  ``<itemid>``  the item's neighbours in an item-to-item channel (``ease``, ``seq``): n
                                  little-endian int32 ids then their n float32 weights, best first (the offline
                                  table's zero padding is not stored; an item without neighbours has no field)
@@ -66,10 +71,13 @@ ALS_KEY = "als"
 EVENTS_STREAM = "events"
 EVENT_ID_PREFIX = "evt:"
 EVENT_ID_TTL_S = 7 * 24 * 3600  # how long a retried event_id is recognised
+EVENT_QUEUE = "evq"  # POST /ml/event's requests waiting for the event worker (mlrec.online.event_worker)
+EVENT_REPLY_PREFIX = "evr:"  # evr:<request id>: the worker's answer to one request
 POPULAR_KEY = "popular"
 NEIGHBOUR_PREFIX = "nbr:"
 F_TERM, F_VECTOR, F_FILTER, F_RECENT, F_WINDOW = "term", "vector", "filter", "recent", "window"
 F_FOLDED = "folded"
+F_EVENTS = "n"  # how many events the user has (offline and applied since): the ranker's activity feature
 F_VERSION = "v"  # bumped by every applied event (absent = 0): the compare-and-set of POST /ml/event
 F_POPULAR_ITEMS, F_POPULAR_SCORES = "items", "scores"
 
@@ -84,6 +92,7 @@ class UserRecall:
     # WINDOW_DTYPE, the latest events, oldest first (empty if never loaded)
     window: np.ndarray = field(default_factory=lambda: np.zeros(0, WINDOW_DTYPE))
     folded: bool = False  # the vector was folded in from events, not trained offline
+    n_events: int = 0  # every event the user has had (offline and applied since)
     version: int = 0  # how many event batches changed this hash since it was loaded
 
 
@@ -121,6 +130,7 @@ def encode_user(
     recent: Sequence[int] | np.ndarray,
     window: np.ndarray | None = None,
     folded: bool = False,
+    n_events: int | None = None,
 ) -> dict[FieldT, EncodableT]:
     """The hash fields of one user (``str`` field names, ``bytes`` values); no vector field when
     ``vector`` is None (left as stored, or none yet), and the ``folded`` mark with a folded-in one."""
@@ -131,6 +141,8 @@ def encode_user(
         F_RECENT: np.asarray(recent, dtype="<i4").tobytes(),
         F_WINDOW: np.asarray(window, dtype=WINDOW_DTYPE).tobytes(),
     }
+    if n_events is not None:
+        fields[F_EVENTS] = str(int(n_events)).encode()
     if vector is not None:
         fields[F_VECTOR] = np.asarray(vector, dtype="<f4").tobytes()
         if folded:
@@ -148,6 +160,7 @@ def decode_user(userid: int, fields: Mapping[bytes, bytes]) -> UserRecall:
         recent=np.frombuffer(fields.get(F_RECENT.encode(), b""), dtype="<i4"),
         window=np.frombuffer(fields.get(F_WINDOW.encode(), b""), dtype=WINDOW_DTYPE),
         folded=fields.get(F_FOLDED.encode()) == b"1",
+        n_events=int(fields.get(F_EVENTS.encode(), b"0")),
         version=int(fields.get(F_VERSION.encode(), b"0")),
     )
 
@@ -159,6 +172,7 @@ def write_users(
     seen: Mapping[int, np.ndarray],
     recent: Mapping[int, np.ndarray],
     windows: Mapping[int, np.ndarray] | None = None,
+    n_events: Mapping[int, int] | None = None,
     batch: int = 1000,
 ) -> int:
     """Write every user that has offline events; pipelined, ``batch`` users per round trip.
@@ -173,7 +187,12 @@ def write_users(
         pipe.hset(
             user_key(uid),
             mapping=encode_user(
-                terms.get(uid, []), vectors[uid], seen[uid], recent.get(uid, none), (windows or {}).get(uid)
+                terms.get(uid, []),
+                vectors[uid],
+                seen[uid],
+                recent.get(uid, none),
+                (windows or {}).get(uid),
+                n_events=(n_events or {}).get(uid, 0),
             ),
         )
         if n % batch == 0:
