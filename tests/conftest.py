@@ -136,6 +136,7 @@ def chain(services, offline_run):
     settings = dataclasses.replace(
         services, redis_db=1, es_index=f"mlrec_{tag}", triton_model=f"ml_rec_{tag}", feast_port=_free_port()
     )
+    settings = dataclasses.replace(settings, feast_push_port=settings.feast_port)  # the worker pushes there too
     feast = FeastServer(settings, paths, repo_dir=FEATURE_REPO, port=settings.feast_port, name=f"feast-{tag}")
     serving_root = Paths.from_env().triton_dir  # the repositories the running Triton serves
     r = redis.Redis(host=settings.host, port=settings.redis_port, db=settings.redis_db)
@@ -152,6 +153,7 @@ def chain(services, offline_run):
         yield settings, paths, app, report, feast
     finally:
         runtime.stop(feast.pid_path)
+        shutil.rmtree(feast.dir, ignore_errors=True)  # its log and pid file
         r.flushdb()
         r.close()
         es = es_index.connect(settings, timeout=30)

@@ -4,12 +4,16 @@
     python offline/preprocess/s0_get_data.py --dataset synthetic --scale 10000000
 
 Writes ``raw/<dataset>/{users,movies,ratings}.dat`` under the data root and ``dataset.json``,
-which every later step reads to find the raw data.
+which every later step reads to find the raw data. It also exports the events ``POST /ml/event``
+logged in Redis to ``events/<dataset>.parquet``, which the split step appends to the ratings (the
+loop closes); with Redis not running, the last export is kept (``--no-events``: skip the export).
 """
 
 from __future__ import annotations
 
 import argparse
+
+import redis
 
 from mlrec.core.cli import run
 from mlrec.core.constants import SEED
@@ -17,6 +21,8 @@ from mlrec.core.log import summary, timed
 from mlrec.core.paths import DATA_SCRIPT, Paths, step_name
 from mlrec.core.settings import Settings
 from mlrec.data import DATASETS, DEFAULT_SCALE, prepare_dataset, read_manifest, write_marker
+from mlrec.data.event_log import export_events
+from mlrec.online import redis_store
 
 
 def parser() -> argparse.ArgumentParser:
@@ -34,6 +40,7 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--seed", type=int, default=SEED, help="synthetic only: random seed (default: %(default)s)")
     p.add_argument("--force", action="store_true", help="rebuild even if the dataset is already prepared")
+    p.add_argument("--no-events", action="store_true", help="do not export the events logged in Redis")
     return p
 
 
@@ -47,6 +54,21 @@ def main(args: argparse.Namespace) -> None:
             args.dataset, paths, scale=args.scale if synthetic else None, seed=args.seed, force=args.force
         )
     counts = (read_manifest(raw_dir) or {}).get("counts", {})
+    logged: int | str = "skipped"
+    if not args.no_events:
+        path = paths.logged_events(args.dataset)
+        client = redis_store.connect(settings)
+        try:
+            logged = export_events(client, path)
+        except redis.ConnectionError:
+            kept = "the last export is kept" if path.is_file() else "none merged"
+            print(
+                f"note: Redis at {settings.host}:{settings.redis_port} is not running: "
+                f"no logged events exported ({kept})"
+            )
+            logged = "unreachable"
+        finally:
+            client.close()
     write_marker(paths, args.dataset, raw_dir, **({"scale": args.scale, "seed": args.seed} if synthetic else {}))
     summary(
         step_name(DATA_SCRIPT),
@@ -55,6 +77,7 @@ def main(args: argparse.Namespace) -> None:
         users=counts.get("users"),
         items=counts.get("items"),
         ratings=counts.get("ratings"),
+        logged_events=logged,
         seconds=t["seconds"],
     )
 

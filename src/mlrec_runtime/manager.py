@@ -20,25 +20,28 @@ from mlrec.core.settings import Settings
 from mlrec_runtime import runtime
 from mlrec_runtime.base import Service, progress
 from mlrec_runtime.elasticsearch_server import ElasticsearchServer
-from mlrec_runtime.feast_server import FeastServer
+from mlrec_runtime.feast_server import FeastPushServer, FeastServer
 from mlrec_runtime.redis_server import RedisServer
 from mlrec_runtime.runtime import ServiceError, StartError
 from mlrec_runtime.triton_server import TritonServer
 
 log = logging.getLogger(__name__)
 
-SERVICE_NAMES = ("redis", "elasticsearch", "feast", "triton")
+SERVICE_NAMES = ("redis", "elasticsearch", "feast", "feast-push", "triton")
 
 
 def make_services(settings: Settings, names: Iterable[str] | None = None, paths: Paths | None = None) -> list[Service]:
-    """Service objects for ``names`` (all four by default), in start order."""
+    """Service objects for ``names`` (all of them by default), in start order."""
     classes: dict[str, Callable[[Settings, Paths | None], Service]] = {
         "redis": RedisServer,
         "elasticsearch": ElasticsearchServer,
         "feast": FeastServer,
+        "feast-push": FeastPushServer,
         "triton": TritonServer,
     }
     names = list(names or SERVICE_NAMES)
+    if not settings.feast_push_port or settings.feast_push_port == settings.feast_port:
+        names = [n for n in names if n != "feast-push"]  # the worker pushes to the one feature server
     unknown = sorted(set(names) - set(classes))
     if unknown:
         raise ValueError(f"unknown service(s) {unknown}: choose from {list(SERVICE_NAMES)}")

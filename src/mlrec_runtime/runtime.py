@@ -51,6 +51,7 @@ class ProcessSpec:
     env: Mapping[str, str] = field(default_factory=dict)
     cwd: Path | None = None
     user: str | None = None  # run as this user (Elasticsearch refuses to run as root)
+    nice: int = 0  # CPU priority below the default (a background server yields to the serving path)
 
 
 def log_tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
@@ -108,6 +109,7 @@ def start(spec: ProcessSpec) -> int:
             user=spec.user,
             group=spec.user,
             extra_groups=[] if spec.user else None,
+            preexec_fn=(lambda: os.nice(spec.nice)) if spec.nice else None,
         )
     ticks = _start_ticks(proc.pid)
     write_json(spec.pid_path, {"pid": proc.pid, "start_ticks": ticks, "argv": list(spec.argv)})

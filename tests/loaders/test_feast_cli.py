@@ -366,7 +366,7 @@ def _run_features_py(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> dict[st
             sources[kwargs["name"]] = kwargs["path"]
 
     feast = types.ModuleType("feast")
-    feast.Entity = feast.FeatureService = feast.FeatureView = feast.Field = _Any  # type: ignore[attr-defined]
+    feast.Entity = feast.FeatureService = feast.FeatureView = feast.Field = feast.PushSource = _Any  # type: ignore[attr-defined]
     feast.FileSource = _FileSource  # type: ignore[attr-defined]
     feast.ValueType = types.SimpleNamespace(INT64="INT64")  # type: ignore[attr-defined]
     feast_types = types.ModuleType("feast.types")

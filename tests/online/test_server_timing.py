@@ -106,7 +106,7 @@ def test_lean_es_fetch_returns_the_plain_query_ranking(client, known_users, sett
 def test_feast_by_references_equals_feast_by_service(client, known_users, settings):
     """After the first call the client asks by ``view:feature``; values must equal the service's."""
     feast = FeastClient(settings.feast_url)
-    ids = [*known_users, 10**9]  # plus one id the store does not hold
+    ids = [*known_users, 2**31 - 1]  # plus one id the store does not hold (tests post events for ids from 10**9)
     first, second = feast.get(FEAST_USER_SERVICE, USERID, ids), feast.get(FEAST_USER_SERVICE, USERID, ids)
     payload = requests.post(
         f"{settings.feast_url}/get-online-features",

@@ -45,8 +45,8 @@ def _published(service: dict) -> dict[int, tuple[str, int]]:
     return out
 
 
-def test_the_four_services_have_healthchecks(compose):
-    assert set(compose["services"]) == {"redis", "elasticsearch", "feast", "triton"}
+def test_the_services_have_healthchecks(compose):
+    assert set(compose["services"]) == {"redis", "elasticsearch", "feast", "feast-push", "triton"}
     for name, service in compose["services"].items():
         assert service["healthcheck"]["test"], name
 
@@ -57,6 +57,7 @@ def test_ports_and_env_names_match_settings(compose):
     assert _published(s["redis"]) == {6379: ("MLREC_REDIS_PORT", d.redis_port)}
     assert _published(s["elasticsearch"]) == {9200: ("MLREC_ES_PORT", d.es_port)}
     assert _published(s["feast"]) == {6566: ("MLREC_FEAST_PORT", d.feast_port)}
+    assert _published(s["feast-push"]) == {6566: ("MLREC_FEAST_PUSH_PORT", d.feast_push_port)}
     assert _published(s["triton"]) == {
         8000: ("MLREC_TRITON_HTTP_PORT", d.triton_http_port),
         8001: ("MLREC_TRITON_GRPC_PORT", d.triton_grpc_port),
@@ -70,6 +71,7 @@ def test_ports_and_env_names_match_settings(compose):
         "MLREC_TRITON_HTTP_PORT": "4",
         "MLREC_TRITON_GRPC_PORT": "5",
         "MLREC_TRITON_METRICS_PORT": "6",
+        "MLREC_FEAST_PUSH_PORT": "7",
     }
     got = Settings.from_env(env)
     assert (
@@ -79,13 +81,14 @@ def test_ports_and_env_names_match_settings(compose):
         got.triton_http_port,
         got.triton_grpc_port,
         got.triton_metrics_port,
-    ) == (1, 2, 3, 4, 5, 6)
+        got.feast_push_port,
+    ) == (1, 2, 3, 4, 5, 6, 7)
 
 
 def test_images_pin_the_native_versions(compose):
     s = compose["services"]
     assert s["elasticsearch"]["image"] == f"docker.elastic.co/elasticsearch/elasticsearch:{ES_VERSION}"
-    assert s["feast"]["image"] == f"feastdev/feature-server:{FEAST_VERSION}"
+    assert s["feast"]["image"] == s["feast-push"]["image"] == f"feastdev/feature-server:{FEAST_VERSION}"
     assert s["triton"]["image"] == f"nvcr.io/nvidia/tritonserver:{TRITON_IMAGE_TAG}"
     assert s["redis"]["image"].startswith(f"redis:{REDIS_VERSION}.")
 

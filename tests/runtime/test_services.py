@@ -25,9 +25,9 @@ from mlrec_runtime.manager import start_service, status, wait_service
 from mlrec_runtime.triton_server import docker_model_repository, native_model_repository
 
 
-def test_all_four_report_running_with_versions(services: Settings):
+def test_every_service_reports_running_with_its_version(services: Settings):
     rows = {row.name: row for row in status(services)}
-    assert set(rows) == {"redis", "elasticsearch", "feast", "triton"}
+    assert set(rows) == {"redis", "elasticsearch", "feast", "feast-push", "triton"}
     for row in rows.values():
         assert row.state in ("running", "external"), row.line()
         assert row.version, row.line()

@@ -82,6 +82,10 @@ class Paths:
         """Downloads (ML-1M zip, recbole wheel) kept across runs."""
         return self.root / "cache"
 
+    def logged_events(self, dataset: str) -> Path:
+        """The events ``POST /ml/event`` logged, exported by the data step: the next run's new ratings."""
+        return self.root / "events" / f"{dataset}.parquet"
+
     @property
     def dataset_marker(self) -> Path:
         """Names the dataset the artifacts below were built from."""

@@ -51,6 +51,9 @@ class Settings:
     es_scheme: str = "http"
     es_index: str = "item_index"  # an alias; each load writes a new index behind it
     feast_port: int = 6566
+    # the feature server the event worker pushes users' rows to: a second `feast serve` on the same
+    # online store, at a lower CPU priority, so pushes do not slow /ml/rec's reads; 0 = the one at feast_port
+    feast_push_port: int = 6567
     triton_http_port: int = 8000
     triton_grpc_port: int = 8001
     triton_metrics_port: int = 8002
@@ -110,6 +113,7 @@ class Settings:
             es_scheme=get("MLREC_ES_SCHEME", d.es_scheme),
             es_index=get("MLREC_ES_INDEX", d.es_index),
             feast_port=get("MLREC_FEAST_PORT", d.feast_port),
+            feast_push_port=get("MLREC_FEAST_PUSH_PORT", d.feast_push_port),
             triton_http_port=get("MLREC_TRITON_HTTP_PORT", d.triton_http_port),
             triton_grpc_port=get("MLREC_TRITON_GRPC_PORT", d.triton_grpc_port),
             triton_metrics_port=get("MLREC_TRITON_METRICS_PORT", d.triton_metrics_port),
@@ -143,6 +147,10 @@ class Settings:
     @property
     def feast_url(self) -> str:
         return f"http://{self.host}:{self.feast_port}"
+
+    @property
+    def feast_push_url(self) -> str:
+        return f"http://{self.host}:{self.feast_push_port or self.feast_port}"
 
     @property
     def triton_grpc_url(self) -> str:

@@ -49,10 +49,13 @@ def _dataset_name(paths: Paths) -> str:
 
 def run_split(paths: Paths) -> dict:
     """SPLIT_SCRIPT: ratings -> labelled offline (train/test) and online (last 10 per user) events."""
+    from mlrec.data.event_log import merge_events
     from mlrec.data.movielens import load_ratings
 
     with timed() as t:
-        ratings = load_ratings(_raw_dir(paths))
+        ratings, logged, skipped = merge_events(
+            load_ratings(_raw_dir(paths)), paths.logged_events(_dataset_name(paths))
+        )
         split = split_ratings(ratings)
         io.write_parquet(split.offline, paths.offline_imp)
         io.write_parquet(split.online, paths.online_imp)
@@ -60,6 +63,8 @@ def run_split(paths: Paths) -> dict:
     n_pos = int(offline[LABEL].sum() + online[LABEL].sum())
     fields = dict(
         ratings=len(ratings),
+        logged_events=logged,
+        logged_skipped=skipped,
         positives=n_pos,
         negatives=len(ratings) - n_pos,
         online=len(online),

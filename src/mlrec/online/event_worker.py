@@ -30,6 +30,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -62,6 +63,7 @@ MAX_REQUESTS = 200  # requests applied in one call (at most 200,000 events)
 REPLY_TTL_S = 60  # an answer nobody waits for any more is dropped after this
 WAIT_SLICE_S = 0.5  # one BLPOP; below the Redis client's socket timeout
 RETRY_PUSH_S = 2.0  # after a failed push, the rows wait this long before the next try
+PUSH_CHUNK = 100  # rows per POST /push: the feature server answers reads between two chunks
 
 
 # -- the server's side ---------------------------------------------------------------------------
@@ -162,7 +164,10 @@ class Catalogue:
 
 
 class EventWorker:
-    """One worker: :meth:`step` applies the waiting requests and pushes the rows that are due."""
+    """One worker: :meth:`step` applies the waiting requests; :meth:`push` sends the rows that are due.
+
+    :meth:`run` pushes from a thread of its own, so a push (hundreds of milliseconds of the feature
+    server's time for hundreds of rows) never holds back the next requests' events."""
 
     def __init__(
         self, client: redis.Redis, paths: Paths, feast: FeastClient | None, push_interval_s: float = 0.5
@@ -170,18 +175,33 @@ class EventWorker:
         self.client, self.paths, self.feast, self.push_interval_s = client, paths, feast, push_interval_s
         self.catalogue = Catalogue.load(paths)
         self.dirty: set[int] = set()  # users whose Feast row is behind their Redis state
+        self.lock = threading.Lock()  # guards dirty between the applying and the pushing thread
         self.next_push = 0.0
         self.applied = self.pushed = 0
 
     def run(self, stop: Callable[[], bool], block_s: float = WAIT_SLICE_S) -> None:
-        """Steps until ``stop()``; then pushes what is left."""
-        while not stop():
-            try:
-                self.step(block_s)
-            except redis.RedisError as exc:  # Redis restarting: wait for it, the queue is kept there
-                log.warning("event=worker_redis_error error=%s", exc)
-                time.sleep(1.0)
+        """Steps until ``stop()`` while a thread pushes the rows; then pushes what is left."""
+        done = threading.Event()
+        pusher = threading.Thread(target=self._push_until, args=(done,), name="feature-pusher", daemon=True)
+        pusher.start()
+        try:
+            while not stop():
+                try:
+                    self.step(block_s)
+                except redis.RedisError as exc:  # Redis restarting: wait for it, the queue is kept there
+                    log.warning("event=worker_redis_error error=%s", exc)
+                    time.sleep(1.0)
+        finally:
+            done.set()
+            pusher.join()
         self.push(force=True)
+
+    def _push_until(self, done: threading.Event) -> None:
+        while not done.wait(min(self.push_interval_s, 0.1)):
+            try:
+                self.push()
+            except redis.RedisError as exc:
+                log.warning("event=feature_push_redis_error error=%s", exc)
 
     def step(self, block_s: float = WAIT_SLICE_S) -> int:
         """Apply every waiting request (waiting at most ``block_s`` for the first); returns the events applied."""
@@ -189,12 +209,10 @@ class EventWorker:
             self.catalogue = Catalogue.load(self.paths)
             log.info("event=worker_catalogue_reloaded stamp=%s", stamp)
         first = self.client.blpop([redis_store.EVENT_QUEUE], timeout=block_s)
-        applied = 0
-        if first is not None:
-            more = self.client.lpop(redis_store.EVENT_QUEUE, MAX_REQUESTS - 1) or []
-            applied = self.apply([first[1], *more])  # type: ignore[list-item]
-        self.push()
-        return applied
+        if first is None:
+            return 0
+        more = self.client.lpop(redis_store.EVENT_QUEUE, MAX_REQUESTS - 1) or []
+        return self.apply([first[1], *more])  # type: ignore[list-item]
 
     def apply(self, entries: list[bytes]) -> int:
         requests = []
@@ -213,29 +231,39 @@ class EventWorker:
             pipe.rpush(key, json.dumps(answer))
             pipe.expire(key, REPLY_TTL_S)
         pipe.execute()
-        self.dirty.update(applied.users)
+        with self.lock:
+            self.dirty.update(applied.users)
         self.applied += applied.accepted
         return applied.accepted
 
     def push(self, force: bool = False) -> int:
         """Push the changed users' Feast rows when due (or ``force``); returns the rows pushed."""
-        if not self.dirty or self.feast is None or self.catalogue.meta is None:
+        catalogue = self.catalogue
+        if not self.dirty or self.feast is None or catalogue.meta is None:
             return 0
         if not force and time.monotonic() < self.next_push:
             return 0
-        users = sorted(self.dirty)
-        stored = {u: r for u, r in redis_store.read_users(self.client, users).items() if r is not None}
+        with self.lock:
+            users = sorted(self.dirty)
+            self.dirty.clear()
+        pushed = 0
         try:
-            if stored:
-                self.feast.push(FEAST_USER_PUSH, self.catalogue.user_rows(stored))
-        except FeastError as exc:
-            log.warning("event=feature_push_failed users=%d error=%s", len(users), exc)
+            for start in range(0, len(users), PUSH_CHUNK):
+                chunk = users[start : start + PUSH_CHUNK]
+                stored = {u: r for u, r in redis_store.read_users(self.client, chunk).items() if r is not None}
+                if stored:
+                    self.feast.push(FEAST_USER_PUSH, catalogue.user_rows(stored))
+                pushed = start + len(chunk)
+        except (FeastError, redis.RedisError) as exc:
+            log.warning("event=feature_push_failed users=%d error=%s", len(users) - pushed, exc)
+            with self.lock:
+                self.dirty.update(users[pushed:])  # their rows go with the next push
             self.next_push = time.monotonic() + RETRY_PUSH_S
-            return 0
-        self.dirty.difference_update(users)
+            self.pushed += pushed
+            return pushed
         self.next_push = time.monotonic() + self.push_interval_s
-        self.pushed += len(stored)
-        return len(stored)
+        self.pushed += pushed
+        return pushed
 
 
 def parent_gone(parent: int | None) -> Callable[[], bool]:
@@ -250,7 +278,7 @@ def serve(
     started before the first offline run), then :meth:`EventWorker.run`. Returns the worker (None if
     stopped before the catalogue came)."""
     client = redis_store.connect(settings, timeout=max(settings.timeout_s, 4 * WAIT_SLICE_S))
-    feast = FeastClient(settings.feast_url, timeout_s=max(settings.timeout_s, 10.0))  # a push of many rows
+    feast = FeastClient(settings.feast_push_url, timeout_s=max(settings.timeout_s, 10.0))  # a push of many rows
     warned = False
     while not stop():
         try:
