@@ -109,9 +109,9 @@ def test_marker_pointing_nowhere_is_an_error(paths):
         active_raw_dir(paths)
 
 
-def run_s0(data_dir: Path, *args: str, dataset: str = "") -> subprocess.CompletedProcess:
+def run_s0(data_dir: Path, *args: str, dataset: str = "", **extra_env: str) -> subprocess.CompletedProcess:
     # MLREC_DATASET="" (not unset) so a developer's .env cannot choose the dataset behind the test's back
-    env = {**os.environ, "MLREC_DATA_DIR": str(data_dir), "MLREC_DATASET": dataset}
+    env = {**os.environ, "MLREC_DATA_DIR": str(data_dir), "MLREC_DATASET": dataset, **extra_env}
     return subprocess.run(
         [sys.executable, str(script_path(DATA_SCRIPT)), *args],
         capture_output=True,
@@ -122,10 +122,12 @@ def run_s0(data_dir: Path, *args: str, dataset: str = "") -> subprocess.Complete
 
 
 def test_s0_get_data_cli(tmp_path):
-    proc = run_s0(tmp_path, "--dataset", "synthetic", "--scale", str(SCALE))
+    proc = run_s0(tmp_path, "--dataset", "synthetic", "--scale", str(SCALE), "--no-events")
     assert proc.returncode == 0, proc.stderr
     line = proc.stdout.strip().splitlines()[-1]
-    assert line.startswith(f"[{step_name(DATA_SCRIPT)}] dataset=synthetic users=30 items=600 ratings=5000 seconds=")
+    assert line.startswith(
+        f"[{step_name(DATA_SCRIPT)}] dataset=synthetic users=30 items=600 ratings=5000 logged_events=skipped seconds="
+    )
     paths = Paths(tmp_path)
     assert active_raw_dir(paths) == paths.raw_dir("synthetic")
     metrics = json.loads(paths.metrics.read_text())[step_name(DATA_SCRIPT)]
@@ -147,3 +149,13 @@ def test_s0_get_data_default_dataset_comes_from_settings(tmp_path):
     assert active_dataset(Paths(tmp_path)) == "synthetic"
     proc = run_s0(tmp_path / "other", dataset="ml-20m")
     assert proc.returncode == 2 and proc.stderr.startswith("error: unknown dataset 'ml-20m'; choose one of")
+
+
+def test_s0_without_redis_says_no_events_were_exported_and_succeeds(tmp_path, free_port):
+    """The event log lives in Redis; an offline run on a machine without it still prepares the data."""
+    proc = run_s0(tmp_path, "--dataset", "synthetic", "--scale", str(SCALE), MLREC_REDIS_PORT=str(free_port))
+    assert proc.returncode == 0, proc.stderr
+    assert (
+        f"note: Redis at 127.0.0.1:{free_port} is not running: no logged events exported (none merged)" in proc.stdout
+    )
+    assert "logged_events=unreachable" in proc.stdout.strip().splitlines()[-1]

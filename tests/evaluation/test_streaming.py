@@ -15,7 +15,7 @@ from mlrec.evaluation.streaming import EVENT_PREFIX, replay, restore, snapshot
 from mlrec.online import redis_store
 
 
-def test_replay_scores_both_modes_and_leaves_redis_as_it_was(chain, chain_redis_restored):
+def test_replay_scores_both_modes_and_leaves_redis_as_it_was(chain, chain_redis_restored, event_worker):
     _, paths, app, _, _ = chain
     client = chain_redis_restored
     online = pd.read_parquet(paths.online_imp, columns=[USERID, ITEMID, LABEL, TS])

@@ -11,6 +11,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import runpy
+import shutil
+import sqlite3
 import subprocess
 import sys
 import types
@@ -416,5 +418,9 @@ def test_load_feast_native_against_the_running_services(services: Settings, tmp_
         got = FeastClient(settings.feast_url, timeout_s=5.0).get(FEAST_USER_SERVICE, "userid", np.array([1, 2, 3]))
         want = pd.read_parquet(paths.user_features)["u_age"].to_numpy()[:3]
         np.testing.assert_allclose(got["u_age"], want)
+        # two feature servers share the store (reads, the event worker's pushes): readers must never wait
+        with sqlite3.connect(paths.feast_dir / "online_store.db") as conn:
+            assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     finally:
         runtime.stop(server.pid_path)
+        shutil.rmtree(server.dir, ignore_errors=True)

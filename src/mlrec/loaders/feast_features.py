@@ -6,8 +6,10 @@ nothing here imports the native runtime, so a Docker user never triggers a nativ
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -18,7 +20,16 @@ from mlrec.core.log import summary, timed
 from mlrec.core.paths import FEAST_SCRIPT, Paths, step_name
 from mlrec.core.settings import Settings
 from mlrec.loaders import LoadCheckError
-from mlrec.loaders.feast_cli import REGISTRY_TTL_S, rerun_hint, resolve_mode, run_feast
+from mlrec.loaders.feast_cli import (
+    FEATURE_REPO,
+    REGISTRY_TTL_S,
+    expand_store_yaml,
+    feast_env,
+    feature_store_yaml,
+    rerun_hint,
+    resolve_mode,
+    run_feast,
+)
 from mlrec.online.feast_store import FeastClient, FeastError, FeastUnreachable, export_tables
 
 # The server picks up a new registry within REGISTRY_TTL_S; the rest is margin for a busy 2-core
@@ -40,6 +51,27 @@ def _served_state(client: FeastClient, table: pd.DataFrame, key: str, service: s
     return "ok" if same else "stale"
 
 
+def readers_never_wait(settings: Settings, paths: Paths, repo_dir: Path = FEATURE_REPO) -> Path | None:
+    """Put a SQLite online store in write-ahead-log mode (kept by the file); returns its path (None for
+    another store).
+
+    Two feature servers share the store: ``feast`` serves ``/ml/rec``'s reads while ``feast-push`` writes
+    the event worker's rows. In SQLite's default rollback-journal mode a reader that meets a commit gets
+    "database is locked" and sleeps in Python's busy handler (1 ms, then longer); in WAL mode readers
+    never wait for a writer."""
+    store = expand_store_yaml(feature_store_yaml(repo_dir, settings), feast_env(settings, paths))["online_store"]
+    if store.get("type") != "sqlite":
+        return None
+    db = Path(store["path"])
+    if not db.is_absolute():
+        db = repo_dir / db
+    if not db.is_file():  # nothing materialized into it (yet)
+        return None
+    with sqlite3.connect(db) as conn:
+        conn.execute("PRAGMA journal_mode=WAL")
+    return db
+
+
 def load_feast(paths: Paths, settings: Settings, wait_s: float = SERVED_WAIT_S) -> dict:
     """Feature tables -> parquet with timestamps -> ``feast apply`` + ``materialize-incremental``.
 
@@ -52,6 +84,7 @@ def load_feast(paths: Paths, settings: Settings, wait_s: float = SERVED_WAIT_S) 
         run_feast(["apply"], settings=settings, paths=paths, mode=mode)
         end = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S")
         run_feast(["materialize-incremental", end], settings=settings, paths=paths, mode=mode)
+        readers_never_wait(settings, paths)
     with timed() as served:
         client = FeastClient(settings.feast_url, timeout_s=5.0)
         users = pd.read_parquet(paths.feast_dir / paths.user_features.name)
