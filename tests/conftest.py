@@ -27,11 +27,9 @@ from types import MappingProxyType
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import pytest
 import redis
 
-from mlrec.core.contracts import FEAST_USER_PUSH
 from mlrec.core.paths import Paths
 from mlrec.core.settings import Settings
 from mlrec.data import prepare_dataset, write_marker
@@ -45,7 +43,7 @@ from mlrec.offline.train import TrainConfig
 from mlrec.online import es_index
 from mlrec.online.app import create_app
 from mlrec.online.event_worker import serve
-from mlrec.online.feast_store import FeastClient
+from mlrec.online.feast_store import FeastClient, push_offline_users
 from mlrec_runtime import FEATURE_REPO, down, runtime, up
 from mlrec_runtime.feast_server import FeastServer
 from mlrec_runtime.manager import start_service, wait_service
@@ -198,10 +196,7 @@ def event_worker(chain, chain_redis_restored) -> Iterator[Settings]:
     finally:
         stop.set()
         thread.join(30)
-        offline = pd.read_parquet(paths.feast_dir / paths.user_features.name)
-        FeastClient(settings.feast_url, timeout_s=60.0).push(
-            FEAST_USER_PUSH, offline.drop(columns=["event_timestamp", "created"])
-        )
+        push_offline_users(FeastClient(settings.feast_url, timeout_s=60.0), paths)
 
 
 def pytest_collection_modifyitems(config, items):

@@ -23,6 +23,7 @@ from mlrec.core.settings import Settings
 from mlrec.data.marker import active_dataset
 from mlrec.evaluation.streaming import EVENT_PREFIX, StreamReport, replay, restore, snapshot
 from mlrec.online import redis_store
+from mlrec.online.feast_store import FeastClient, push_offline_users
 
 
 def plot(report: StreamReport, path: Path) -> None:
@@ -60,6 +61,9 @@ def main(args: argparse.Namespace) -> None:
     finally:
         restore(client, saved)
         removed = redis_store.forget_events(client, EVENT_PREFIX)
+        # the replayed users' Feast rows too (the event worker pushed theirs; a push it still makes now
+        # computes the offline row again from the restored state)
+        push_offline_users(FeastClient(settings.feast_push_url, timeout_s=60.0), paths, users)
         client.close()
     args.out.mkdir(parents=True, exist_ok=True)
     json_path = args.out / f"streaming_{report.dataset}.json"

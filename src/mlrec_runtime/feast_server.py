@@ -141,12 +141,12 @@ class FeastPushServer(FeastServer):
     """The feature server the event worker pushes users' rows to (``MLREC_FEAST_PUSH_PORT``).
 
     The same repository and online store as :class:`FeastServer`, in a process of its own at a lower
-    CPU priority: a push of hundreds of rows takes the feature server hundreds of milliseconds of
-    CPU, and in the server ``/ml/rec`` reads from it raised ``/ml/rec``'s p99 by 178 % at 500 events/s
-    against 84 % here (``make bench-events``)."""
+    CPU priority (nice 19, as the event worker): a push of hundreds of rows takes the feature server
+    hundreds of milliseconds of CPU, and in the server ``/ml/rec`` reads from it raised ``/ml/rec``'s
+    p99 by 178 % at 500 events/s against 84 % here at nice 10 and 55 % at nice 19 (``make bench-events``)."""
 
     name = "feast-push"
-    nice = 10
+    nice = 19
 
     def __init__(self, settings: Settings, paths: Paths | None = None) -> None:
         super().__init__(settings, paths, port=settings.feast_push_port, name=self.name)

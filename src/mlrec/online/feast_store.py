@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -22,7 +23,7 @@ import urllib3
 
 from mlrec.core import io
 from mlrec.core.constants import ITEMID, USERID
-from mlrec.core.contracts import FEAST_ITEM_SERVICE, FEAST_USER_SERVICE
+from mlrec.core.contracts import FEAST_ITEM_SERVICE, FEAST_USER_PUSH, FEAST_USER_SERVICE
 from mlrec.core.paths import FEATURES_SCRIPT, Paths
 
 USER_SERVICE, ITEM_SERVICE = FEAST_USER_SERVICE, FEAST_ITEM_SERVICE  # short names for this module's callers
@@ -48,6 +49,17 @@ def export_tables(paths: Paths, now: datetime | None = None) -> tuple[int, int]:
         io.write_parquet(table, paths.feast_dir / src.name)
         counts.append(len(table))
     return counts[0], counts[1]
+
+
+def push_offline_users(feast: FeastClient, paths: Paths, userids: Iterable[int] | None = None, chunk: int = 500) -> int:
+    """Push the exported offline rows of ``userids`` (every offline user by default) back online: undoes
+    what events pushed (a replay, a test). Returns the rows pushed."""
+    table = pd.read_parquet(paths.feast_dir / paths.user_features.name).drop(columns=["event_timestamp", "created"])
+    if userids is not None:
+        table = table[table[USERID].isin(list(userids))]
+    for start in range(0, len(table), chunk):
+        feast.push(FEAST_USER_PUSH, table.iloc[start : start + chunk])
+    return len(table)
 
 
 @dataclass(frozen=True)
