@@ -53,7 +53,7 @@ demo: offline load  ## everything: data -> offline -> services -> loaders -> ser
 serve: venv  ## run the recommender in the foreground (gunicorn)
 	$(PYTHON) online/main/s1_server.py --port $(SERVER_PORT)
 
-server-up: venv  ## start the recommender in the background and wait until /healthz is ok
+server-up: venv  ## start the recommender (and its event worker) in the background and wait until /healthz is ok
 	@mkdir -p $(SERVER_DIR)
 	@if [ -f $(SERVER_DIR)/server.pid ] && kill -0 $$(cat $(SERVER_DIR)/server.pid) 2>/dev/null; then \
 		echo "server: already running (pid $$(cat $(SERVER_DIR)/server.pid))"; \

@@ -225,6 +225,12 @@ class EventWorker:
         except redis.WatchError as exc:
             answers = {request: {"error": str(exc)} for request, _ in requests}
             applied = Applied()
+        except redis.RedisError:
+            raise  # Redis is going away: run() waits for it
+        except Exception as exc:  # a bug must fail these requests (503), not the worker every later one needs
+            log.exception("event=apply_failed requests=%d", len(requests))
+            answers = {request: {"error": f"the event worker failed: {type(exc).__name__}"} for request, _ in requests}
+            applied = Applied()
         pipe = self.client.pipeline(transaction=False)
         for request, answer in answers.items():
             key = redis_store.EVENT_REPLY_PREFIX + request
