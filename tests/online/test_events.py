@@ -6,6 +6,7 @@ Redis of its own, killed and restarted, no acknowledged event is lost."""
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import signal
 import threading
@@ -25,9 +26,9 @@ from mlrec.offline.candidates import USER_ACTIVITY
 from mlrec.offline.feature_meta import FeatureMeta
 from mlrec.offline.pit import genre_matrix
 from mlrec.offline.user_state import states_after
-from mlrec.online import redis_store
+from mlrec.online import event_worker, redis_store
 from mlrec.online.errors import BadRequest, EventsNotApplied
-from mlrec.online.event_worker import Catalogue, submit
+from mlrec.online.event_worker import Catalogue, EventWorker, submit
 from mlrec.online.events import MAX_EVENTS, MAX_FUTURE_S, Event, apply_events, parse_events
 from mlrec.online.feast_store import FeastClient
 from mlrec_runtime import runtime
@@ -321,3 +322,25 @@ def test_no_acknowledged_event_is_lost_when_redis_is_killed_and_restarted(servic
         client.close()
     finally:
         runtime.stop(server.pid_path)
+
+
+def test_a_worker_that_fails_to_apply_answers_503_and_applies_the_next_request(
+    chain, chain_redis_restored, monkeypatch
+):
+    """An unexpected error fails only the requests of that batch; the worker then serves the next one."""
+    _, paths, _, _, _ = chain
+    client = chain_redis_restored
+    worker = EventWorker(client, paths, feast=None)
+    user = 10**9 + 9
+    entry = {"request": "broken", "events": [[user, 1, 5, NOW, "w-1"]]}
+
+    def boom(*_args, **_kwargs):
+        raise ValueError("a bug")
+
+    monkeypatch.setattr(event_worker, "apply_events", boom)
+    assert worker.apply([json.dumps(entry).encode()]) == 0
+    answer = json.loads(client.lpop(redis_store.EVENT_REPLY_PREFIX + "broken"))
+    assert answer == {"error": "the event worker failed: ValueError"} and redis_store.read_user(client, user) is None
+    monkeypatch.undo()
+    assert worker.apply([json.dumps({**entry, "request": "fine"}).encode()]) == 1
+    assert json.loads(client.lpop(redis_store.EVENT_REPLY_PREFIX + "fine"))["accepted"] == 1
