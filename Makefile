@@ -14,7 +14,7 @@ SERVER_DIR := .runtime/server
 USERID ?= 1
 
 .PHONY: help venv data offline load demo test test-unit lint services-up services-down services-status \
-	server-up server-down serve client eval eval-stream bench bench-online bench-events clean
+	server-up server-down serve client eval eval-stream bench bench-25m bench-online bench-events clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
@@ -102,6 +102,9 @@ eval-stream: venv  ## replay each user's held-out events through /ml/rec + /ml/e
 
 bench: venv  ## offline benchmark on synthetic data at 1M and 10M ratings
 	$(PYTHON) benchmarks/bench_offline.py
+
+bench-25m: venv  ## offline data steps at MovieLens-25M's shape (synthetic: 162,541 users, 62,423 items, 25M ratings)
+	$(PYTHON) benchmarks/bench_offline.py --shape ml-25m --out docs/results/bench_offline_ml-25m_shape.json
 
 bench-online: venv  ## latency and throughput of the running server at concurrency 1, 4, 16 (make server-up first)
 	$(PYTHON) benchmarks/bench_online.py --url http://127.0.0.1:$(SERVER_PORT)

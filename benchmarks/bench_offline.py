@@ -6,6 +6,7 @@ the same run as a baseline, and their output is checked against ours.
 
 Run:  python benchmarks/bench_offline.py                      # 1M with models, 10M data steps
       python benchmarks/bench_offline.py --scales 1000000 --no-baseline
+      python benchmarks/bench_offline.py --shape ml-25m        # make bench-25m: the data steps at ML-25M's shape
 Targets (issue #2): split + terms <= 10 s and <= 1.5 GiB at 1M, <= 2 min at 10M (the feature step now
 refits the recall models at two training moments, so it is timed with the model steps);
 the whole offline pipeline incl. every model <= 3 min at 1M (issue #9).
@@ -39,6 +40,7 @@ from mlrec.core.paths import (
     VECTOR_RECALL_SCRIPT,
     script_path,
 )
+from mlrec.data.synthetic import SHAPES
 
 # The data steps first (timed at every scale); the model steps (recall models, the candidate
 # features that refit them at two training moments, the rankers) only up to --models-up-to.
@@ -110,19 +112,21 @@ def baseline(data_dir: Path) -> dict:
     return {"split": split_s, "terms": pit_s}
 
 
-def bench_scale(n: int, with_models: bool, with_baseline: bool, keep: bool) -> dict:
-    data_dir = Path(tempfile.mkdtemp(prefix=f"mlrec-bench-{n}-"))
+def bench_scale(size: str, with_models: bool, with_baseline: bool, keep: bool) -> dict:
+    """``size``: a number of ratings, or a shape's name (``ml-25m``)."""
+    data_dir = Path(tempfile.mkdtemp(prefix=f"mlrec-bench-{size}-"))
     try:
-        return _bench_in(data_dir, n, with_models, with_baseline)
+        return _bench_in(data_dir, size, with_models, with_baseline)
     finally:
         if not keep:
             shutil.rmtree(data_dir, ignore_errors=True)
 
 
-def _bench_in(data_dir: Path, n: int, with_models: bool, with_baseline: bool) -> dict:
+def _bench_in(data_dir: Path, size: str, with_models: bool, with_baseline: bool) -> dict:
     env = {**os.environ, "MLREC_DATA_DIR": str(data_dir), "MLREC_PROGRESS": "0"}
-    print(f"\n== synthetic, {n:,} ratings (data dir {data_dir})")
-    gen_s, gen_mb, gen_lines = run_step(DATA_SCRIPT, ["--dataset", "synthetic", "--scale", str(n)], env)
+    sizing = ["--scale", size] if size.isdigit() else ["--shape", size]
+    print(f"\n== synthetic, {size} (data dir {data_dir})")
+    gen_s, gen_mb, gen_lines = run_step(DATA_SCRIPT, ["--dataset", "synthetic", *sizing, "--no-events"], env)
     results = {"generate": {"seconds": gen_s, "peak_mib": gen_mb, "summary": gen_lines}}
     for name, script in DATA_STEPS + (MODEL_STEPS if with_models else []):
         s, mb, lines = run_step(script, [], env)
@@ -144,20 +148,24 @@ def _bench_in(data_dir: Path, n: int, with_models: bool, with_baseline: bool) ->
 def print_table(all_results: dict) -> None:
     print("\n| scale | step | seconds | peak MiB | seed-style seconds (same run) |")
     print("|---|---|---:|---:|---:|")
-    for n, res in all_results.items():
+    for size, res in all_results.items():
+        label = f"{int(size):,}" if str(size).isdigit() else size
         for step, r in res.items():
             seed = f"{r['seed_seconds']:.1f}" if "seed_seconds" in r else ""
-            print(f"| {int(n):,} | {step} | {r['seconds']:.1f} | {r['peak_mib']:.0f} | {seed} |")
+            print(f"| {label} | {step} | {r['seconds']:.1f} | {r['peak_mib']:.0f} | {seed} |")
         core = sum(res[s]["seconds"] for s in CORE)
         peak = max(res[s]["peak_mib"] for s in CORE)
         total = sum(r["seconds"] for k, r in res.items() if k != "generate")
-        print(f"| {int(n):,} | **split+terms** | **{core:.1f}** | **{peak:.0f}** | |")
-        print(f"| {int(n):,} | **all offline steps** | **{total:.1f}** | | |")
+        print(f"| {label} | **split+terms** | **{core:.1f}** | **{peak:.0f}** | |")
+        print(f"| {label} | **all offline steps** | **{total:.1f}** | | |")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--scales", type=int, nargs="+", default=[1_000_000, 10_000_000])
+    parser.add_argument(
+        "--shape", choices=sorted(SHAPES), help="instead of --scales: a release's sizes, data steps only"
+    )
     parser.add_argument("--models-up-to", type=int, default=1_000_000, help="train both models at scales <= this")
     parser.add_argument("--no-baseline", action="store_true", help="skip the seed-style baseline")
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "docs" / "results" / "bench_offline_synthetic.json")
@@ -168,8 +176,10 @@ def main() -> None:
         print(json.dumps(baseline(args.baseline_only)))
         return
     all_results = {}
-    for i, n in enumerate(args.scales):
-        all_results[n] = bench_scale(n, n <= args.models_up_to, i == 0 and not args.no_baseline, args.keep)
+    if args.shape:
+        all_results[args.shape] = bench_scale(args.shape, False, False, args.keep)
+    for i, n in enumerate([] if args.shape else args.scales):
+        all_results[n] = bench_scale(str(n), n <= args.models_up_to, i == 0 and not args.no_baseline, args.keep)
     print_table(all_results)
     write_json(args.out, all_results, indent=2)
     print(f"\nwritten {args.out}")

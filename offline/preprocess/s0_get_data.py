@@ -2,6 +2,7 @@
 
     python offline/preprocess/s0_get_data.py --dataset ml-100k
     python offline/preprocess/s0_get_data.py --dataset synthetic --scale 10000000
+    python offline/preprocess/s0_get_data.py --dataset synthetic --shape ml-25m   # MovieLens-25M's sizes
 
 Writes ``raw/<dataset>/{users,movies,ratings}.dat`` under the data root and ``dataset.json``,
 which every later step reads to find the raw data. It also exports the events ``POST /ml/event``
@@ -22,6 +23,7 @@ from mlrec.core.paths import DATA_SCRIPT, Paths, step_name
 from mlrec.core.settings import Settings
 from mlrec.data import DATASETS, DEFAULT_SCALE, prepare_dataset, read_manifest, write_marker
 from mlrec.data.event_log import export_events
+from mlrec.data.synthetic import SHAPES
 from mlrec.online import redis_store
 
 
@@ -38,6 +40,11 @@ def parser() -> argparse.ArgumentParser:
         default=DEFAULT_SCALE,
         help="synthetic only: number of ratings (default: %(default)s, ML-1M size)",
     )
+    p.add_argument(
+        "--shape",
+        choices=sorted(SHAPES),
+        help="synthetic only: a published release's users, items and ratings (instead of --scale)",
+    )
     p.add_argument("--seed", type=int, default=SEED, help="synthetic only: random seed (default: %(default)s)")
     p.add_argument("--force", action="store_true", help="rebuild even if the dataset is already prepared")
     p.add_argument("--no-events", action="store_true", help="do not export the events logged in Redis")
@@ -51,7 +58,12 @@ def main(args: argparse.Namespace) -> None:
     synthetic = args.dataset == "synthetic"
     with timed() as t:
         raw_dir = prepare_dataset(
-            args.dataset, paths, scale=args.scale if synthetic else None, seed=args.seed, force=args.force
+            args.dataset,
+            paths,
+            scale=args.scale if synthetic else None,
+            seed=args.seed,
+            force=args.force,
+            shape=args.shape,
         )
     counts = (read_manifest(raw_dir) or {}).get("counts", {})
     logged: int | str = "skipped"
@@ -69,7 +81,10 @@ def main(args: argparse.Namespace) -> None:
             logged = "unreachable"
         finally:
             client.close()
-    write_marker(paths, args.dataset, raw_dir, **({"scale": args.scale, "seed": args.seed} if synthetic else {}))
+    extra = {"scale": counts.get("ratings", args.scale), "seed": args.seed} if synthetic else {}
+    if args.shape:
+        extra["shape"] = args.shape
+    write_marker(paths, args.dataset, raw_dir, **extra)
     summary(
         step_name(DATA_SCRIPT),
         paths.metrics,

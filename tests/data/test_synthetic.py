@@ -113,3 +113,29 @@ def test_written_files_load_back(tmp_path):
     pd.testing.assert_frame_equal(ratings, expected[2])
     pd.testing.assert_frame_equal(users, expected[0].astype({GENDER: str}))
     assert movies[GENRES].tolist() == expected[1][GENRES].tolist()
+
+
+def test_the_ml25m_shape_is_the_published_release():
+    spec = SyntheticSpec.of_shape("ml-25m")
+    assert (spec.n_ratings, spec.n_users, spec.n_items) == (25_000_095, 162_541, 62_423)
+    with pytest.raises(DataError, match="unknown synthetic shape"):
+        SyntheticSpec.of_shape("ml-99m")
+
+
+def test_an_explicit_shape_gives_exactly_those_sizes():
+    """Users and items given (as for ML-25M): every user rates, every rating is there, >= 20 per user."""
+    users, movies, ratings = generate(SyntheticSpec(30_000, 3, users=400, items=2_000))
+    assert (len(users), len(movies), len(ratings)) == (400, 2_000, 30_000)
+    per_user = ratings.groupby(USERID).size()
+    assert len(per_user) == 400 and per_user.min() >= MIN_RATINGS_PER_USER
+    assert ratings[ITEMID].between(1, 2_000).all() and not ratings.duplicated([USERID, ITEMID]).any()
+    with pytest.raises(DataError, match="cannot each have"):
+        SyntheticSpec(5_000, users=400, items=2_000)
+
+
+def test_a_shape_is_only_for_synthetic_data(tmp_path):
+    from mlrec.core.paths import Paths
+    from mlrec.data import prepare_dataset
+
+    with pytest.raises(DataError, match="for the synthetic dataset"):
+        prepare_dataset("ml-100k", Paths(tmp_path), shape="ml-25m")

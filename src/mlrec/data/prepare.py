@@ -31,8 +31,18 @@ MANIFEST = "manifest.json"
 EXPECTED_COUNTS = {"ml-100k": ml100k.EXPECTED_COUNTS, "ml-1m": ml1m.EXPECTED_COUNTS}
 
 
-def _params(name: str, scale: int | None, seed: int) -> dict[str, Any]:
+def _params(name: str, scale: int | None, seed: int, shape: str | None = None) -> dict[str, Any]:
     """What the folder's content depends on; a change means a rebuild."""
+    if name == "synthetic" and shape is not None:  # a release's sizes; its name is in the manifest
+        spec = synthetic.SyntheticSpec.of_shape(shape, seed)
+        return {
+            "shape": shape,
+            "n_ratings": spec.n_ratings,
+            "n_users": spec.n_users,
+            "n_items": spec.n_items,
+            "seed": int(seed),
+            "generator_version": synthetic.GENERATOR_VERSION,
+        }
     if name == "synthetic":
         return {
             "n_ratings": int(scale or DEFAULT_SCALE),
@@ -80,7 +90,13 @@ def _build(name: str, out_dir: Path, paths: Paths, params: dict[str, Any]) -> No
     elif name == "ml-1m":
         ml1m.prepare_ml1m(out_dir, paths.cache_dir)
     else:
-        synthetic.prepare_synthetic(out_dir, n_ratings=params["n_ratings"], seed=params["seed"])
+        synthetic.prepare_synthetic(
+            out_dir,
+            n_ratings=params["n_ratings"],
+            seed=params["seed"],
+            n_users=params.get("n_users"),
+            n_items=params.get("n_items"),
+        )
 
 
 def _check_counts(name: str, out_dir: Path, counts: dict[str, int]) -> None:
@@ -94,15 +110,25 @@ def _check_counts(name: str, out_dir: Path, counts: dict[str, int]) -> None:
 
 
 def prepare_dataset(
-    name: str, paths: Paths, *, scale: int | None = None, seed: int = SEED, force: bool = False
+    name: str,
+    paths: Paths,
+    *,
+    scale: int | None = None,
+    seed: int = SEED,
+    force: bool = False,
+    shape: str | None = None,
 ) -> Path:
     """Make ``paths.raw_dir(name)`` hold the dataset in the canonical layout; returns that folder.
+
+    ``shape`` (synthetic only, e.g. ``"ml-25m"``): a published release's sizes instead of ``scale``.
 
     Idempotent: a prepared folder with the same parameters is left alone unless ``force``.
     """
     if name not in DATASETS:
         raise DataError(f"unknown dataset {name!r}", f"choose one of {', '.join(DATASETS)}")
-    params = _params(name, scale, seed)
+    if shape is not None and name != "synthetic":
+        raise DataError(f"--shape {shape} is for the synthetic dataset, not {name}", "drop --shape or use synthetic")
+    params = _params(name, scale, seed, shape)
     raw_dir = paths.raw_dir(name)
     if not force and is_prepared(raw_dir, params):
         log.info(kv(event="dataset_ready", dataset=name, raw_dir=raw_dir))

@@ -4,7 +4,8 @@ Why synthetic: ML-1M is not reachable offline and ML-100K is small, but the pipe
 benchmarked at 1M and 10M ratings. The generator mimics ML-1M's shape and plants known signal:
 
 - sizes: ``n_users = n_ratings / 165`` (ML-1M: 6040 users, 1M ratings); items grow sub-linearly,
-  ``3700 * (n_ratings / 1M) ** 0.5``;
+  ``3700 * (n_ratings / 1M) ** 0.5``; or a published release's exact sizes (:data:`SHAPES`: MovieLens-25M's
+  162,541 users, 62,423 items and 25,000,095 ratings), for benchmarks at that scale without the download;
 - items: 1-3 genres drawn with ML-1M's genre frequencies, a power-law popularity and a latent
   quality (mildly correlated with popularity);
 - users: gender/age/occupation with ML-1M's marginals, and a genre taste drawn from a Dirichlet
@@ -110,23 +111,52 @@ def _tilts() -> tuple[np.ndarray, np.ndarray]:
 
 
 @dataclass(frozen=True)
+class Shape:
+    """A published release's sizes, for a synthetic dataset of the same shape."""
+
+    n_ratings: int
+    users: int
+    items: int
+
+
+# MovieLens-25M (grouplens.org, README of ml-25m): 25,000,095 ratings by 162,541 users of 62,423 movies
+SHAPES = {"ml-25m": Shape(25_000_095, 162_541, 62_423)}
+
+
+@dataclass(frozen=True)
 class SyntheticSpec:
     n_ratings: int = 1_000_000
     seed: int = SEED
+    users: int | None = None  # None: n_ratings / RATINGS_PER_USER, as ML-1M
+    items: int | None = None  # None: grows with sqrt(n_ratings) from ML-1M's 3,700
 
     def __post_init__(self) -> None:
         if self.n_ratings < MIN_N_RATINGS:
             raise DataError(
                 f"synthetic scale n_ratings={self.n_ratings} is too small", f"use --scale >= {MIN_N_RATINGS}"
             )
+        if self.n_ratings < MIN_RATINGS_PER_USER * self.n_users:
+            raise DataError(
+                f"synthetic shape: {self.n_users} users cannot each have {MIN_RATINGS_PER_USER} of "
+                f"{self.n_ratings} ratings",
+                "give fewer users or more ratings",
+            )
+
+    @classmethod
+    def of_shape(cls, name: str, seed: int = SEED) -> SyntheticSpec:
+        """The spec of a published release's shape (:data:`SHAPES`)."""
+        if name not in SHAPES:
+            raise DataError(f"unknown synthetic shape {name!r}", f"choose one of {', '.join(SHAPES)}")
+        shape = SHAPES[name]
+        return cls(shape.n_ratings, seed, shape.users, shape.items)
 
     @property
     def n_users(self) -> int:
-        return max(1, round(self.n_ratings / RATINGS_PER_USER))
+        return self.users or max(1, round(self.n_ratings / RATINGS_PER_USER))
 
     @property
     def n_items(self) -> int:
-        return max(MIN_ITEMS, round(ML1M_ITEMS * (self.n_ratings / 1e6) ** ITEM_EXPONENT))
+        return self.items or max(MIN_ITEMS, round(ML1M_ITEMS * (self.n_ratings / 1e6) ** ITEM_EXPONENT))
 
     @property
     def max_per_user(self) -> int:
@@ -349,7 +379,14 @@ def generate(spec: SyntheticSpec) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFr
     return users, movies, ratings
 
 
-def prepare_synthetic(out_dir: Path, *, n_ratings: int = 1_000_000, seed: int = SEED) -> None:
-    """Generate and write the three canonical files into ``out_dir``."""
-    users, movies, ratings = generate(SyntheticSpec(n_ratings=n_ratings, seed=seed))
+def prepare_synthetic(
+    out_dir: Path,
+    *,
+    n_ratings: int = 1_000_000,
+    seed: int = SEED,
+    n_users: int | None = None,
+    n_items: int | None = None,
+) -> None:
+    """Generate and write the three canonical files into ``out_dir`` (sizes: see :class:`SyntheticSpec`)."""
+    users, movies, ratings = generate(SyntheticSpec(n_ratings, seed, n_users, n_items))
     write_movielens(out_dir, users, movies, ratings)
