@@ -157,3 +157,50 @@ def test_ease_neighbours_rows_are_the_top_of_the_ease_weights(seed):
         np.testing.assert_allclose(weights, ref_weights, rtol=1e-6)
     # a row's neighbours are what the item predicts: B[i, j] > 0 votes for j when i was seen
     assert all(b[i, j] > 0 for i in range(n_items) for j in ids[i] if j)
+
+
+def _random_events(rng: np.random.Generator, n_users: int = 60, n_items: int = 80) -> pd.DataFrame:
+    counts = rng.integers(5, 40, n_users)
+    return pd.DataFrame(
+        {
+            USERID: np.repeat(np.arange(1, n_users + 1), counts),
+            ITEMID: rng.integers(1, n_items, counts.sum()),
+        }
+    )
+
+
+def _same_lists(got: tuple[np.ndarray, np.ndarray], want: tuple[np.ndarray, np.ndarray]) -> None:
+    """Equal weights (float tolerance), and equal ids wherever a weight is not tied within its row."""
+    (gi, gw), (wi, ww) = got, want
+    np.testing.assert_allclose(gw, ww, rtol=1e-6, atol=1e-9)
+    for row in range(len(ww)):
+        for k, w in enumerate(ww[row]):
+            if w > 0 and np.sum(np.isclose(ww[row], w, rtol=1e-6)) == 1:
+                assert gi[row, k] == wi[row, k], (row, k)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_sparse_transitions_equal_the_dense_ones(seed):
+    """Above DENSE_MAX_ITEMS the transitions never become a dense matrix; the lists must not change."""
+    events = _random_events(np.random.default_rng(seed))
+    dense = transition_neighbours(events, 80, n=7)
+    sparse = transition_neighbours(events, 80, n=7, dense_max_items=0)
+    _same_lists(sparse, dense)
+    assert sparse[0].dtype == np.int32 and sparse[1].dtype == np.float32
+
+
+def test_ease_on_the_most_interacted_items_only_above_its_cap():
+    rng = np.random.default_rng(4)
+    events = _random_events(rng, n_users=120, n_items=50)
+    x = scipy.sparse.csr_matrix((np.ones(len(events)), (events[USERID], events[ITEMID])), shape=(121, 50))
+    x.data[:] = 1.0
+    full = ease_neighbours(x, n=5)
+    assert all(np.array_equal(a, b) for a, b in zip(ease_neighbours(x, n=5, max_items=50), full, strict=True))
+    ids, weights = ease_neighbours(x, n=5, max_items=20)
+    kept = np.sort(np.argsort(-x.getnnz(axis=0), kind="stable")[:20])
+    others = np.setdiff1d(np.arange(50), kept)
+    assert not ids[others].any() and not weights[others].any()  # outside the cap: no list
+    assert np.isin(ids[weights > 0], kept).all()  # and never a neighbour
+    sub_ids, sub_weights = ease_neighbours(x[:, kept].tocsr(), n=5)
+    np.testing.assert_array_equal(weights[kept], sub_weights)
+    np.testing.assert_array_equal(ids[kept], np.where(sub_weights > 0, kept[sub_ids], 0))
