@@ -103,7 +103,7 @@ eval-stream: venv  ## replay each user's held-out events through /ml/rec + /ml/e
 bench: venv  ## offline benchmark on synthetic data at 1M and 10M ratings
 	$(PYTHON) benchmarks/bench_offline.py
 
-bench-25m: venv  ## offline data steps at MovieLens-25M's shape (synthetic: 162,541 users, 62,423 items, 25M ratings)
+bench-25m: venv  ## offline data steps and item recall at MovieLens-25M's shape (synthetic: 162,541 users, 62,423 items, 25M ratings)
 	$(PYTHON) benchmarks/bench_offline.py --shape ml-25m --out docs/results/bench_offline_ml-25m_shape.json
 
 bench-online: venv  ## latency and throughput of the running server at concurrency 1, 4, 16 (make server-up first)

@@ -6,7 +6,7 @@ the same run as a baseline, and their output is checked against ours.
 
 Run:  python benchmarks/bench_offline.py                      # 1M with models, 10M data steps
       python benchmarks/bench_offline.py --scales 1000000 --no-baseline
-      python benchmarks/bench_offline.py --shape ml-25m        # make bench-25m: the data steps at ML-25M's shape
+      python benchmarks/bench_offline.py --shape ml-25m        # make bench-25m: data steps + item recall, ML-25M shape
 Targets (issue #2): split + terms <= 10 s and <= 1.5 GiB at 1M, <= 2 min at 10M (the feature step now
 refits the recall models at two training moments, so it is timed with the model steps);
 the whole offline pipeline incl. every model <= 3 min at 1M (issue #9).
@@ -56,6 +56,8 @@ MODEL_STEPS = [
     ("rank_train", RANK_SCRIPT),
 ]
 CORE = ("split", "terms")
+# at a release's shape (--shape): the data steps and the item-to-item channels, which need only the split
+SHAPE_STEPS = [*DATA_STEPS, ("item_recall", ITEM_RECALL_SCRIPT)]
 
 
 def run_step(script: str, args: list[str], env: dict) -> tuple[float, float, list[str]]:
@@ -112,23 +114,23 @@ def baseline(data_dir: Path) -> dict:
     return {"split": split_s, "terms": pit_s}
 
 
-def bench_scale(size: str, with_models: bool, with_baseline: bool, keep: bool) -> dict:
+def bench_scale(size: str, steps: list[tuple[str, str]], with_baseline: bool, keep: bool) -> dict:
     """``size``: a number of ratings, or a shape's name (``ml-25m``)."""
     data_dir = Path(tempfile.mkdtemp(prefix=f"mlrec-bench-{size}-"))
     try:
-        return _bench_in(data_dir, size, with_models, with_baseline)
+        return _bench_in(data_dir, size, steps, with_baseline)
     finally:
         if not keep:
             shutil.rmtree(data_dir, ignore_errors=True)
 
 
-def _bench_in(data_dir: Path, size: str, with_models: bool, with_baseline: bool) -> dict:
+def _bench_in(data_dir: Path, size: str, steps: list[tuple[str, str]], with_baseline: bool) -> dict:
     env = {**os.environ, "MLREC_DATA_DIR": str(data_dir), "MLREC_PROGRESS": "0"}
     sizing = ["--scale", size] if size.isdigit() else ["--shape", size]
     print(f"\n== synthetic, {size} (data dir {data_dir})")
     gen_s, gen_mb, gen_lines = run_step(DATA_SCRIPT, ["--dataset", "synthetic", *sizing, "--no-events"], env)
     results = {"generate": {"seconds": gen_s, "peak_mib": gen_mb, "summary": gen_lines}}
-    for name, script in DATA_STEPS + (MODEL_STEPS if with_models else []):
+    for name, script in steps:
         s, mb, lines = run_step(script, [], env)
         results[name] = {"seconds": s, "peak_mib": mb, "summary": lines}
     if with_baseline:  # its own process, so its memory never counts toward a step's peak
@@ -177,9 +179,10 @@ def main() -> None:
         return
     all_results = {}
     if args.shape:
-        all_results[args.shape] = bench_scale(args.shape, False, False, args.keep)
+        all_results[args.shape] = bench_scale(args.shape, SHAPE_STEPS, False, args.keep)
     for i, n in enumerate([] if args.shape else args.scales):
-        all_results[n] = bench_scale(str(n), n <= args.models_up_to, i == 0 and not args.no_baseline, args.keep)
+        steps = DATA_STEPS + (MODEL_STEPS if n <= args.models_up_to else [])
+        all_results[n] = bench_scale(str(n), steps, i == 0 and not args.no_baseline, args.keep)
     print_table(all_results)
     write_json(args.out, all_results, indent=2)
     print(f"\nwritten {args.out}")
