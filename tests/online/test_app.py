@@ -44,6 +44,9 @@ class RecommenderDouble:
         self.calls.append((userid, size))
         return RecResult(userid, [RecItem(i, 1.0 / i) for i in range(1, size + 1)], timings_ms={"total": 0.5})
 
+    def events_health(self) -> str:
+        return "ok"
+
     def health(self) -> dict[str, str]:
         return {"redis": "ok", "elasticsearch": "ok", "feast": "ok", "triton": "ok"}
 

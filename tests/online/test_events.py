@@ -344,3 +344,15 @@ def test_a_worker_that_fails_to_apply_answers_503_and_applies_the_next_request(
     monkeypatch.undo()
     assert worker.apply([json.dumps({**entry, "request": "fine"}).encode()]) == 1
     assert json.loads(client.lpop(redis_store.EVENT_REPLY_PREFIX + "fine"))["accepted"] == 1
+
+
+def test_healthz_shows_whether_an_event_worker_runs_without_changing_its_status(chain, chain_redis_restored):
+    _, paths, app, _, _ = chain
+    client = chain_redis_restored
+    client.delete(redis_store.EVENT_WORKER_HEARTBEAT)
+    health = app.test_client().get("/healthz")
+    assert health.status_code == 200 and "no event worker heartbeat" in health.get_json()["events"]
+    EventWorker(client, paths, feast=None).step(block_s=0.01)  # one step of a worker beats once
+    health = app.test_client().get("/healthz")
+    assert health.status_code == 200 and health.get_json()["events"] == "ok"
+    assert 0 < client.ttl(redis_store.EVENT_WORKER_HEARTBEAT) <= redis_store.HEARTBEAT_TTL_S

@@ -141,6 +141,9 @@ class RecommenderDouble:
         self.userids.append(userid)
         return RecResult(userid, [RecItem(i, 1.0 / i) for i in range(1, size + 1)], timings_ms={"total": 0.1})
 
+    def events_health(self) -> str:
+        return "ok"
+
     def health(self) -> dict[str, str]:
         return {"redis": "ok"}
 

@@ -234,10 +234,13 @@ def prometheus_metrics() -> tuple[bytes, int, dict[str, str]]:
 
 @bp.get("/healthz")
 def healthz() -> tuple[Response, int]:
-    """Each dependency's state; 200 only when all are ok."""
-    states = current_app.extensions["recommender"].health()
+    """Each dependency's state; 200 only when all are ok. ``events`` (the event worker) is reported beside
+    them without changing the status: ``/ml/rec`` answers without it."""
+    recommender = current_app.extensions["recommender"]
+    states = recommender.health()
     ok = all(v == "ok" for v in states.values())
-    return jsonify({"status": "ok" if ok else "degraded", "dependencies": states}), 200 if ok else 503
+    body = {"status": "ok" if ok else "degraded", "dependencies": states, "events": recommender.events_health()}
+    return jsonify(body), 200 if ok else 503
 
 
 @bp.get("/openapi.json")

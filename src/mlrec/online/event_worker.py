@@ -177,6 +177,7 @@ class EventWorker:
         self.dirty: set[int] = set()  # users whose Feast row is behind their Redis state
         self.lock = threading.Lock()  # guards dirty between the applying and the pushing thread
         self.next_push = 0.0
+        self.next_beat = 0.0
         self.applied = self.pushed = 0
 
     def run(self, stop: Callable[[], bool], block_s: float = WAIT_SLICE_S) -> None:
@@ -205,6 +206,9 @@ class EventWorker:
 
     def step(self, block_s: float = WAIT_SLICE_S) -> int:
         """Apply every waiting request (waiting at most ``block_s`` for the first); returns the events applied."""
+        if time.monotonic() >= self.next_beat:  # GET /healthz shows whether a worker is running
+            self.client.set(redis_store.EVENT_WORKER_HEARTBEAT, os.getpid(), ex=redis_store.HEARTBEAT_TTL_S)
+            self.next_beat = time.monotonic() + 1.0
         if (stamp := Catalogue.stamp_of(self.paths)) != self.catalogue.stamp:
             self.catalogue = Catalogue.load(self.paths)
             log.info("event=worker_catalogue_reloaded stamp=%s", stamp)

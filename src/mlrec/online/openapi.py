@@ -131,6 +131,10 @@ _HEALTH: dict[str, Any] = {
             "description": 'Each service: "ok" or a short reason.',
             "additionalProperties": {"type": "string"},
         },
+        "events": {
+            "type": "string",
+            "description": 'The event worker behind POST /ml/event: "ok" or a short reason (does not set the status).',
+        },
     },
 }
 

@@ -247,6 +247,16 @@ class Recommender:
         return RecResult(userid, items, timings_ms=timer.finish())
 
     # -- health --------------------------------------------------------------------------------
+    def events_health(self) -> str:
+        """Whether an event worker is running (its heartbeat in Redis): "ok" or a short reason."""
+        try:
+            alive = self.redis.exists(redis_store.EVENT_WORKER_HEARTBEAT)
+        except redis.RedisError as exc:
+            return type(exc).__name__
+        return (
+            "ok" if alive else "no event worker heartbeat: POST /ml/event answers 503 (start online/main/s1_server.py)"
+        )
+
     def health(self) -> dict[str, str]:
         """Each dependency's state: "ok" or a short reason."""
         checks = {

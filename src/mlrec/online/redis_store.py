@@ -30,6 +30,7 @@ key                field         encoding
 ``evq``            (list)        requests of ``POST /ml/event`` waiting for the event worker: JSON
                                  ``{"request", "events": [[userid, itemid, rating, timestamp, event_id]]}``
 ``evr:<request>``  (list)        the worker's JSON answer to one request (what was applied), kept a minute
+``evw:alive``      (string)      a running event worker's pid, expiring ``HEARTBEAT_TTL_S`` after its last step
 ``nbr:<channel>``  ``<itemid>``  the item's neighbours in an item-to-item channel (``ease``, ``seq``): n
                                  little-endian int32 ids then their n float32 weights, best first (the offline
                                  table's zero padding is not stored; an item without neighbours has no field)
@@ -73,6 +74,8 @@ EVENT_ID_PREFIX = "evt:"
 EVENT_ID_TTL_S = 7 * 24 * 3600  # how long a retried event_id is recognised
 EVENT_QUEUE = "evq"  # POST /ml/event's requests waiting for the event worker (mlrec.online.event_worker)
 EVENT_REPLY_PREFIX = "evr:"  # evr:<request id>: the worker's answer to one request
+EVENT_WORKER_HEARTBEAT = "evw:alive"  # the pid of a running event worker, refreshed every second
+HEARTBEAT_TTL_S = 3  # no refresh for this long: no worker is running
 POPULAR_KEY = "popular"
 NEIGHBOUR_PREFIX = "nbr:"
 F_TERM, F_VECTOR, F_FILTER, F_RECENT, F_WINDOW = "term", "vector", "filter", "recent", "window"
