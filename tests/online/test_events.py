@@ -356,3 +356,20 @@ def test_healthz_shows_whether_an_event_worker_runs_without_changing_its_status(
     health = app.test_client().get("/healthz")
     assert health.status_code == 200 and health.get_json()["events"] == "ok"
     assert 0 < client.ttl(redis_store.EVENT_WORKER_HEARTBEAT) <= redis_store.HEARTBEAT_TTL_S
+
+
+def test_a_failing_step_does_not_stop_the_worker(chain, chain_redis_restored, monkeypatch, caplog):
+    _, paths, _, _, _ = chain
+    worker = EventWorker(chain_redis_restored, paths, feast=None)
+    calls = []
+
+    def step(block_s):
+        calls.append(block_s)
+        if len(calls) == 1:
+            raise FileNotFoundError("item_genres.parquet (make clean ran)")
+        return 0
+
+    monkeypatch.setattr(worker, "step", step)
+    monkeypatch.setattr(event_worker.time, "sleep", lambda _s: None)
+    worker.run(lambda: len(calls) >= 3, block_s=0.01)
+    assert len(calls) == 3 and "worker_step_failed" in caplog.text

@@ -192,6 +192,9 @@ class EventWorker:
                 except redis.RedisError as exc:  # Redis restarting: wait for it, the queue is kept there
                     log.warning("event=worker_redis_error error=%s", exc)
                     time.sleep(1.0)
+                except Exception:  # e.g. the catalogue removed mid-reload (make clean): keep going, loudly
+                    log.exception("event=worker_step_failed")
+                    time.sleep(1.0)
         finally:
             done.set()
             pusher.join()
