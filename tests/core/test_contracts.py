@@ -18,30 +18,26 @@ from mlrec.core.paths import REPO_ROOT
 FEATURE_REPO = REPO_ROOT / "offline_to_online" / "rank" / "feature_repo" / "features.py"
 
 
-def test_feast_feature_repository_declares_the_services_the_clients_ask_for():
-    """The feature repo runs in Feast's venv without mlrec, so it spells the names itself: they must agree."""
+def _constant_keywords(call: str, keyword: str) -> set[str]:
+    """Every constant ``keyword=...`` of the calls to ``call`` in the feature repository."""
     tree = ast.parse(FEATURE_REPO.read_text())
-    names = {
+    return {
         kw.value.value
         for node in ast.walk(tree)
-        if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "FeatureService"
+        if isinstance(node, ast.Call) and getattr(node.func, "id", None) == call
         for kw in node.keywords
-        if kw.arg == "name" and isinstance(kw.value, ast.Constant)
+        if kw.arg == keyword and isinstance(kw.value, ast.Constant)
     }
-    assert names == {FEAST_USER_SERVICE, FEAST_ITEM_SERVICE}
+
+
+def test_feast_feature_repository_declares_the_services_the_clients_ask_for():
+    """The feature repo runs in Feast's venv without mlrec, so it spells the names itself: they must agree."""
+    assert _constant_keywords("FeatureService", "name") == {FEAST_USER_SERVICE, FEAST_ITEM_SERVICE}
 
 
 def test_feast_feature_repository_declares_the_push_source_events_write_to():
     """``POST /ml/event`` pushes user features by this name; the repo spells it in its ``_view(..., push=...)``."""
-    tree = ast.parse(FEATURE_REPO.read_text())
-    pushes = {
-        kw.value.value
-        for node in ast.walk(tree)
-        if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "_view"
-        for kw in node.keywords
-        if kw.arg == "push" and isinstance(kw.value, ast.Constant)
-    }
-    assert pushes == {FEAST_USER_PUSH}
+    assert _constant_keywords("_view", "push") == {FEAST_USER_PUSH}
 
 
 def test_stage_names_are_distinct_and_remote_ones_name_their_service():
