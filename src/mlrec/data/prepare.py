@@ -33,22 +33,16 @@ EXPECTED_COUNTS = {"ml-100k": ml100k.EXPECTED_COUNTS, "ml-1m": ml1m.EXPECTED_COU
 
 def _params(name: str, scale: int | None, seed: int, shape: str | None = None) -> dict[str, Any]:
     """What the folder's content depends on; a change means a rebuild."""
-    if name == "synthetic" and shape is not None:  # a release's sizes; its name is in the manifest
-        spec = synthetic.SyntheticSpec.of_shape(shape, seed)
-        return {
-            "shape": shape,
-            "n_ratings": spec.n_ratings,
-            "n_users": spec.n_users,
-            "n_items": spec.n_items,
-            "seed": int(seed),
-            "generator_version": synthetic.GENERATOR_VERSION,
-        }
     if name == "synthetic":
-        return {
+        params: dict[str, Any] = {
             "n_ratings": int(scale or DEFAULT_SCALE),
             "seed": int(seed),
             "generator_version": synthetic.GENERATOR_VERSION,
         }
+        if shape is not None:  # a release's sizes, and its name, in the manifest
+            spec = synthetic.SyntheticSpec.of_shape(shape, seed)
+            params.update(shape=shape, n_ratings=spec.n_ratings, n_users=spec.n_users, n_items=spec.n_items)
+        return params
     if name == "ml-100k":
         return {"source": ml100k.WHEEL_NAME, "sha256": ml100k.WHEEL_SHA256}
     return {"source": ml1m.URL, "sha256": ml1m.SHA256}
