@@ -7,6 +7,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PYTHON := $(BIN)/python
 DATASET ?= $(or $(MLREC_DATASET),ml-100k)
+ENGINE ?= $(or $(MLREC_ENGINE),numpy)
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 SERVER_PORT ?= $(or $(MLREC_SERVER_PORT),5000)
@@ -14,7 +15,7 @@ SERVER_DIR := .runtime/server
 USERID ?= 1
 
 .PHONY: help venv data offline load demo test test-unit lint services-up services-down services-status \
-	server-up server-down serve client eval eval-stream bench bench-25m bench-online bench-events clean
+	server-up server-down serve client eval eval-stream bench bench-25m bench-engines bench-online bench-events clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
@@ -28,13 +29,13 @@ $(VENV)/.installed: pyproject.toml
 data: venv  ## fetch/convert the dataset (DATASET=ml-100k|ml-1m|synthetic, SCALE=n for synthetic)
 	$(PYTHON) offline/preprocess/s0_get_data.py --dataset $(DATASET) $(if $(SCALE),--scale $(SCALE))
 
-offline: data  ## every offline step: split, terms, recall, features, ranker
-	$(PYTHON) offline/preprocess/s1_data_split.py
-	$(PYTHON) offline/preprocess/s2_term_trans.py
+offline: data  ## every offline step: split, terms, recall, features, ranker (ENGINE=numpy|duckdb|spark for the prep)
+	$(PYTHON) offline/preprocess/s1_data_split.py --engine $(ENGINE)
+	$(PYTHON) offline/preprocess/s2_term_trans.py --engine $(ENGINE)
 	$(PYTHON) offline/recall/s3_term_recall.py
 	$(PYTHON) offline/recall/s4_vector_recall.py
 	$(PYTHON) offline/recall/s5_item_recall.py
-	$(PYTHON) offline/rank/s6_feature_engi.py
+	$(PYTHON) offline/rank/s6_feature_engi.py --engine $(ENGINE)
 	$(PYTHON) offline/rank/s7_model_train.py
 
 # With MLREC_FEAST_CLI=docker (environment or .env) the servers come from `docker compose up -d`: no native install.
@@ -103,8 +104,11 @@ eval-stream: venv  ## replay each user's held-out events through /ml/rec + /ml/e
 bench: venv  ## offline benchmark on synthetic data at 1M and 10M ratings
 	$(PYTHON) benchmarks/bench_offline.py
 
-bench-25m: venv  ## offline data steps and item recall at MovieLens-25M's shape (synthetic: 162,541 users, 62,423 items, 25M ratings)
+bench-25m: venv  ## offline data steps, seed feature tables and item recall at MovieLens-25M's shape (synthetic: 162,541 users, 62,423 items, 25M ratings)
 	$(PYTHON) benchmarks/bench_offline.py --shape ml-25m --out docs/results/bench_offline_ml-25m_shape.json
+
+bench-engines: venv  ## the prep steps (split, point-in-time counts, seed features) on numpy, DuckDB and Spark at 1M and 10M
+	$(PYTHON) benchmarks/bench_offline.py --engines numpy duckdb spark --out docs/results/bench_engines.json
 
 bench-online: venv  ## latency and throughput of the running server at concurrency 1, 4, 16 (make server-up first)
 	$(PYTHON) benchmarks/bench_online.py --url http://127.0.0.1:$(SERVER_PORT)

@@ -7,6 +7,7 @@ the same run as a baseline, and their output is checked against ours.
 Run:  python benchmarks/bench_offline.py                      # 1M with models, 10M data steps
       python benchmarks/bench_offline.py --scales 1000000 --no-baseline
       python benchmarks/bench_offline.py --shape ml-25m        # make bench-25m: data steps + item recall, ML-25M shape
+      python benchmarks/bench_offline.py --engines numpy duckdb spark   # make bench-engines: the prep per engine
 Targets (issue #2): split + terms <= 10 s and <= 1.5 GiB at 1M, <= 2 min at 10M (the feature step now
 refits the recall models at two training moments, so it is timed with the model steps);
 the whole offline pipeline incl. every model <= 3 min at 1M (issue #9).
@@ -15,6 +16,7 @@ the whole offline pipeline incl. every model <= 3 min at 1M (issue #9).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -41,6 +43,7 @@ from mlrec.core.paths import (
     script_path,
 )
 from mlrec.data.synthetic import SHAPES
+from mlrec.offline.engines import ENGINES
 
 # The data steps first (timed at every scale); the model steps (recall models, the candidate
 # features that refit them at two training moments, the rankers) only up to --models-up-to.
@@ -56,13 +59,49 @@ MODEL_STEPS = [
     ("rank_train", RANK_SCRIPT),
 ]
 CORE = ("split", "terms")
-# at a release's shape (--shape): the data steps and the item-to-item channels, which need only the split
-SHAPE_STEPS = [*DATA_STEPS, ("item_recall", ITEM_RECALL_SCRIPT)]
+# at a release's shape (--shape): the data steps, the seed feature tables and the item-to-item channels
+SHAPE_STEPS = [*DATA_STEPS, ("seed_features", FEATURES_SCRIPT), ("item_recall", ITEM_RECALL_SCRIPT)]
+# what --engine changes (--engines): each runs on the same generated data, one engine after the other
+ENGINE_STEPS = [("split", SPLIT_SCRIPT), ("terms", TERMS_SCRIPT), ("seed_features", FEATURES_SCRIPT)]
+STEP_ARGS = {"seed_features": ["--seed-only"]}  # the feature step's seed tables alone
 
 
-def run_step(script: str, args: list[str], env: dict) -> tuple[float, float, list[str]]:
-    """Run one script; return (seconds, peak RSS MiB, its summary lines). The peak is that of the
-    script's process or of its largest worker process (offline_workers), whichever is higher."""
+class TreePeak:
+    """The largest summed RSS of a process and all its descendants, sampled every 0.1 s: a step's
+    memory including what it starts (Spark's JVM, the spawned workers), which its own RSS misses."""
+
+    def __init__(self, pid: int) -> None:
+        import threading
+
+        self.pid, self.peak, self._done = pid, 0, threading.Event()
+        self._thread = threading.Thread(target=self._poll, daemon=True)
+        self._thread.start()
+
+    def _poll(self) -> None:
+        import psutil
+
+        while not self._done.wait(0.1):
+            try:
+                root = psutil.Process(self.pid)
+                procs = [root, *root.children(recursive=True)]
+            except psutil.NoSuchProcess:
+                return
+            total = 0
+            for proc in procs:
+                with contextlib.suppress(psutil.NoSuchProcess):
+                    total += proc.memory_info().rss
+            self.peak = max(self.peak, total)
+
+    def stop(self) -> float:
+        self._done.set()
+        self._thread.join()
+        return self.peak / 2**20
+
+
+def run_step(script: str, args: list[str], env: dict) -> tuple[float, float, list[str], float]:
+    """Run one script; return (seconds, peak RSS MiB, its summary lines, process-tree peak MiB). The peak
+    is that of the script's process or of its largest worker process (offline_workers), whichever is
+    higher; the tree peak sums every process the step started (:class:`TreePeak`)."""
     start = time.perf_counter()
     proc = subprocess.Popen(
         [sys.executable, str(script_path(script)), *args],
@@ -72,15 +111,17 @@ def run_step(script: str, args: list[str], env: dict) -> tuple[float, float, lis
         stderr=subprocess.STDOUT,
         text=True,
     )
+    tree = TreePeak(proc.pid)
     out = proc.stdout.read()
     _, status, usage = os.wait4(proc.pid, 0)
     seconds = time.perf_counter() - start
+    tree_mib = tree.stop()
     if os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit(f"{script} failed:\n{out}")
     summary = [line for line in out.splitlines() if line.startswith("[")]
     for line in summary:
         print(f"    {line}")
-    return seconds, usage.ru_maxrss / 1024, summary  # ru_maxrss is KiB on Linux
+    return seconds, usage.ru_maxrss / 1024, summary, tree_mib  # ru_maxrss is KiB on Linux
 
 
 def baseline(data_dir: Path) -> dict:
@@ -128,11 +169,9 @@ def _bench_in(data_dir: Path, size: str, steps: list[tuple[str, str]], with_base
     env = {**os.environ, "MLREC_DATA_DIR": str(data_dir), "MLREC_PROGRESS": "0"}
     sizing = ["--scale", size] if size.isdigit() else ["--shape", size]
     print(f"\n== synthetic, {size} (data dir {data_dir})")
-    gen_s, gen_mb, gen_lines = run_step(DATA_SCRIPT, ["--dataset", "synthetic", *sizing, "--no-events"], env)
-    results = {"generate": {"seconds": gen_s, "peak_mib": gen_mb, "summary": gen_lines}}
+    results = {"generate": _record(run_step(DATA_SCRIPT, ["--dataset", "synthetic", *sizing, "--no-events"], env))}
     for name, script in steps:
-        s, mb, lines = run_step(script, [], env)
-        results[name] = {"seconds": s, "peak_mib": mb, "summary": lines}
+        results[name] = _record(run_step(script, STEP_ARGS.get(name, []), env))
     if with_baseline:  # its own process, so its memory never counts toward a step's peak
         print("  timing the seed-style baseline (row-wise split, per-event deepcopy PIT)...")
         out = subprocess.run(
@@ -145,6 +184,47 @@ def _bench_in(data_dir: Path, size: str, steps: list[tuple[str, str]], with_base
         for name, s in json.loads(out.splitlines()[-1]).items():
             results[name]["seed_seconds"] = s
     return results
+
+
+def _record(step: tuple[float, float, list[str], float]) -> dict:
+    seconds, peak, summary, tree = step
+    return {"seconds": seconds, "peak_mib": peak, "tree_peak_mib": tree, "summary": summary}
+
+
+def bench_engines(size: str, engines: list[str], keep: bool) -> dict:
+    """The prep steps on each engine, on one generated dataset: ``{engine: {step: record}}``."""
+    data_dir = Path(tempfile.mkdtemp(prefix=f"mlrec-bench-engines-{size}-"))
+    env = {**os.environ, "MLREC_DATA_DIR": str(data_dir), "MLREC_PROGRESS": "0"}
+    try:
+        print(f"\n== synthetic, {size} ratings, engines {', '.join(engines)} (data dir {data_dir})")
+        run_step(DATA_SCRIPT, ["--dataset", "synthetic", "--scale", size, "--no-events"], env)
+        return {
+            engine: {
+                name: _record(run_step(script, ["--engine", engine, *STEP_ARGS.get(name, [])], env))
+                for name, script in ENGINE_STEPS
+            }
+            for engine in engines
+        }
+    finally:
+        if not keep:
+            shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def print_engine_table(all_results: dict) -> None:
+    engines = list(next(iter(all_results.values())))
+    print("\n| ratings | step | " + " | ".join(f"{e} s (peak MiB)" for e in engines) + " |")
+    print("|---|---|" + "---:|" * len(engines))
+    for size, res in all_results.items():
+        for name, _ in [*ENGINE_STEPS, ("total", "")]:
+            cells = []
+            for e in engines:
+                if name == "total":
+                    seconds = sum(r["seconds"] for r in res[e].values())
+                    peak = max(r["tree_peak_mib"] for r in res[e].values())
+                else:
+                    seconds, peak = res[e][name]["seconds"], res[e][name]["tree_peak_mib"]
+                cells.append(f"{seconds:.1f} ({peak:.0f})")
+            print(f"| {int(size):,} | {name} | " + " | ".join(cells) + " |")
 
 
 def print_table(all_results: dict) -> None:
@@ -172,10 +252,19 @@ def main() -> None:
     parser.add_argument("--no-baseline", action="store_true", help="skip the seed-style baseline")
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "docs" / "results" / "bench_offline_synthetic.json")
     parser.add_argument("--keep", action="store_true", help="keep the generated data dirs (default: delete)")
+    parser.add_argument(
+        "--engines", nargs="+", choices=ENGINES, help="instead: the prep steps on each engine, at each of --scales"
+    )
     parser.add_argument("--baseline-only", type=Path, help=argparse.SUPPRESS)  # internal: run the baseline
     args = parser.parse_args()
     if args.baseline_only:
         print(json.dumps(baseline(args.baseline_only)))
+        return
+    if args.engines:
+        results = {n: bench_engines(str(n), args.engines, args.keep) for n in args.scales}
+        print_engine_table(results)
+        write_json(args.out, results, indent=2)
+        print(f"\nwritten {args.out}")
         return
     all_results = {}
     if args.shape:

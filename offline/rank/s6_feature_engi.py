@@ -12,15 +12,22 @@ Writes offline/rank/{train,test}.parquet, offline/rank/seed_feature_meta.json   
        offline/rank/rank_examples.parquet                       the served ranker's examples
        offline_to_online/rank/feature_meta.json                 names, order, owners, scaling
        offline_to_online/rank/{user,item}_features.parquet      tables for the Feast feature store
-Run:   python offline/rank/s6_feature_engi.py
+Run:   python offline/rank/s6_feature_engi.py [--engine numpy|duckdb|spark] [--seed-only]
 ML-1M (seed protocol): features=59 (sparse_id=2 sparse_side=21 dense=36)
 """
 
 import argparse
 
-from mlrec.core.cli import run
+from mlrec.core.cli import add_engine_arg, engine_from_args, run
 from mlrec.core.paths import Paths
 from mlrec.offline.pipeline import run_features
 
 if __name__ == "__main__":
-    run(lambda args: run_features(Paths.from_env()), argparse.ArgumentParser(description=__doc__))
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_engine_arg(parser)
+    parser.add_argument(
+        "--seed-only",
+        action="store_true",
+        help="only the seed protocol's tables (the part --engine runs); no candidate examples, no Feast tables",
+    )
+    run(lambda args: run_features(Paths.from_env(), engine=engine_from_args(args), seed_only=args.seed_only), parser)

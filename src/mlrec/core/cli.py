@@ -69,3 +69,23 @@ def add_config_args(parser: argparse.ArgumentParser, config_cls: type, **default
 def config_from_args(config_cls: type, args: argparse.Namespace) -> Any:
     """The ``config_cls`` instance the flags of :func:`add_config_args` describe."""
     return config_cls(**{f.name: getattr(args, f.name) for f in dataclasses.fields(config_cls)})
+
+
+def add_engine_arg(parser: argparse.ArgumentParser) -> None:
+    """``--engine numpy|duckdb|spark`` for the prep steps (default: ``MLREC_ENGINE``, else numpy)."""
+    from mlrec.offline.engines import ENGINES
+
+    parser.add_argument(
+        "--engine",
+        choices=ENGINES,
+        default=None,
+        help="where the step runs: numpy in this process (default), DuckDB, or Spark (MLREC_SPARK_MASTER, "
+        "or spark-submit's --master); every engine writes the same artifacts",
+    )
+
+
+def engine_from_args(args: argparse.Namespace) -> str:
+    from mlrec.core.settings import Settings
+    from mlrec.offline.engines import check_engine
+
+    return check_engine(args.engine or Settings.from_env().engine)

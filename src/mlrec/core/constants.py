@@ -20,6 +20,9 @@ GENRES = "genres"
 # derived columns
 LABEL = "label"  # implicit feedback: 1 if rating > CLICK_RATING_THRESHOLD
 ISTEST = "istest"  # 0 = offline train, 1 = offline test (online rows live in their own file)
+# an event's 0-based place in its user's time order (ties in ts keep file order): the order as data, so an
+# engine that shuffles rows (Spark, DuckDB) can rebuild every per-user window from the split's artifacts
+POS = "pos"
 
 # the split protocol (issue #2): last 10 events per user -> online evaluation,
 # the rest -> first 80 % train, last 20 % test, all ordered by time.

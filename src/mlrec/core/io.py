@@ -81,6 +81,40 @@ def _replace_dir(new: Path, path: Path) -> None:
     _remove(old)
 
 
+@contextmanager
+def scratch_dir(path: Path) -> Iterator[Path]:
+    """A hidden, empty folder next to ``path`` (same filesystem), removed with its contents when the block
+    ends: where an engine writes part files before :func:`consolidate_parquet` joins them."""
+    tmp = _sibling(Path(path), "parts")
+    tmp.parent.mkdir(parents=True, exist_ok=True)
+    tmp.mkdir()
+    try:
+        yield tmp
+    finally:
+        _remove(tmp)
+
+
+def consolidate_parquet(parts: Sequence[Path], path: Path, dtypes: Mapping[str, str]) -> int:
+    """The ``parts`` (parquet files, in this order) as one parquet file at ``path``, atomically; returns its
+    row count. Columns come out in ``dtypes``' order, each cast to its numpy dtype (so a table an SQL
+    engine wrote has the dtypes the numpy engine's has). Streams one row group at a time."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    schema = pa.schema([(name, pa.from_numpy_dtype(np.dtype(dtype))) for name, dtype in dtypes.items()])
+    rows = 0
+    with atomic_path(path) as tmp, pq.ParquetWriter(tmp, schema) as writer:
+        for part in parts:
+            source = pq.ParquetFile(part)
+            for i in range(source.num_row_groups):
+                table = source.read_row_group(i, columns=list(dtypes))
+                writer.write_table(table.cast(schema, safe=True))
+                rows += table.num_rows
+        if rows == 0:
+            writer.write_table(schema.empty_table())
+    return rows
+
+
 def write_text(path: Path, text: str) -> None:
     """``path.write_text(text)``, atomically."""
     with atomic_path(path) as tmp:

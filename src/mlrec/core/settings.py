@@ -77,6 +77,11 @@ class Settings:
     # processes for independent offline jobs: the two training moments of the feature step, the four
     # rankers (each single-threaded, see TrainConfig.threads); 1 = all in the calling process, in turn
     offline_workers: int = 2
+    # where the prep steps (split, point-in-time counts, seed features) run: numpy, duckdb or spark
+    engine: str = "numpy"
+    spark_master: str = "local[*]"  # when the project starts Spark itself; spark-submit's --master wins
+    spark_memory: str = "4g"  # the local driver's JVM heap (local mode runs the executors inside it)
+    spark_partitions: int = 0  # spark.sql.shuffle.partitions; 0 = Spark's default (adaptive)
     feast_online_store: str = "sqlite"  # or "redis"
     feast_cli: str = "auto"  # native (the runtime's feast venv), docker (`docker compose exec feast`), auto
 
@@ -132,6 +137,10 @@ class Settings:
             log_level=get("MLREC_LOG_LEVEL", d.log_level).upper(),
             progress=get("MLREC_PROGRESS", d.progress),
             offline_workers=max(1, get("MLREC_OFFLINE_WORKERS", d.offline_workers)),
+            engine=get("MLREC_ENGINE", d.engine),
+            spark_master=get("MLREC_SPARK_MASTER", d.spark_master),
+            spark_memory=get("MLREC_SPARK_MEMORY", d.spark_memory),
+            spark_partitions=get("MLREC_SPARK_PARTITIONS", d.spark_partitions),
             feast_online_store=get("MLREC_FEAST_ONLINE_STORE", d.feast_online_store),
             feast_cli=get("MLREC_FEAST_CLI", d.feast_cli),
         )

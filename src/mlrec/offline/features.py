@@ -14,7 +14,7 @@ All values are gathered with numpy fancy indexing from tables indexed by id; no 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -75,22 +75,50 @@ def user_code_table(users: pd.DataFrame, column: str, mapping: dict) -> np.ndarr
     return table
 
 
+def candidate_features(n_users: int, n_items: int) -> list[Feature]:
+    """Every candidate column of the seed feature set in model-input order, before the constant ones are
+    dropped (mean 0, std 1 until :func:`keep_and_scale` sets them). The numpy and the SQL engines both
+    build from this list, so the order and the cardinalities have one definition."""
+    specs = [Feature(USERID, "sparse_id", "user", n_users), Feature(ITEMID, "sparse_id", "item", n_items)]
+    specs += [Feature(column, "sparse_side", "user", len(mapping)) for column, mapping in USER_CODES]
+    specs += [Feature(f"item_g{g}", "sparse_side", "item", 2) for g in range(N_GENRES)]
+    specs += [Feature(column, "dense", "user") for column in COUNT_COLUMNS]
+    return specs
+
+
+def keep_and_scale(spec: Feature, n: int, lo: float, hi: float, mean: float, std: float) -> Feature | None:
+    """The feature as kept, from its train rows' count, min, max, mean and sample std; None = dropped.
+
+    A side or dense column constant on the train rows carries no signal; a dense one is standardized
+    with the train mean and std (std 1 when it is undefined or 0).
+    """
+    if spec.kind != "sparse_id" and (n == 0 or lo == hi):
+        return None
+    if spec.kind != "dense":
+        return spec
+    std = std if n > 1 and np.isfinite(std) and std > 0 else 1.0
+    return replace(spec, mean=float(mean), std=float(std))
+
+
 def _candidates(users, genres, offline, pit, latest) -> list[_Candidate]:
     n_users = int(users[USERID].max()) + 1
     n_items = genres.shape[0]
-    cands = [
-        _Candidate(USERID, "sparse_id", "user", n_users, np.arange(n_users)),
-        _Candidate(ITEMID, "sparse_id", "item", n_items, np.arange(n_items)),
-    ]
-    for column, mapping in USER_CODES:
-        cands.append(_Candidate(column, "sparse_side", "user", len(mapping), user_code_table(users, column, mapping)))
-    for g in range(N_GENRES):
-        cands.append(_Candidate(f"item_g{g}", "sparse_side", "item", 2, genres[:, g].astype(np.int64)))
     serving = np.zeros((n_users, len(COUNT_COLUMNS)), dtype=np.float64)
     serving[latest[USERID].to_numpy()] = latest[COUNT_COLUMNS].to_numpy()
+    tables: dict[str, tuple[np.ndarray, np.ndarray | None]] = {
+        USERID: (np.arange(n_users), None),
+        ITEMID: (np.arange(n_items), None),
+    }
+    for column, mapping in USER_CODES:
+        tables[column] = (user_code_table(users, column, mapping), None)
+    for g in range(N_GENRES):
+        tables[f"item_g{g}"] = (genres[:, g].astype(np.int64), None)
     for j, column in enumerate(COUNT_COLUMNS):
-        cands.append(_Candidate(column, "dense", "user", 0, serving[:, j], rows=pit[column].to_numpy()))
-    return cands
+        tables[column] = (serving[:, j], pit[column].to_numpy())
+    return [
+        _Candidate(f.name, f.kind, f.owner, f.cardinality, *tables[f.name])
+        for f in candidate_features(n_users, n_items)
+    ]
 
 
 def validation_mask(offline_train: pd.DataFrame, ratio: float = VAL_RATIO) -> np.ndarray:
@@ -121,18 +149,19 @@ def build_features(
         values = c.rows if c.rows is not None else c.table[uid if c.owner == "user" else iid]
         values = values.astype(np.float64)
         train_values = values[is_train]
-        if c.kind != "sparse_id" and (len(train_values) == 0 or train_values.min() == train_values.max()):
+        n = len(train_values)
+        lo, hi = (train_values.min(), train_values.max()) if n and c.kind != "sparse_id" else (0.0, 0.0)
+        mean, std = (train_values.mean(), train_values.std(ddof=1)) if n > 1 and c.kind == "dense" else (0.0, 1.0)
+        feature = keep_and_scale(Feature(c.name, c.kind, c.owner, c.cardinality), n, lo, hi, mean, std)
+        if feature is None:
             continue  # constant on train: no signal
-        mean, std, table = 0.0, 1.0, c.table.astype(np.float64)
+        table = c.table.astype(np.float64)
         if c.kind == "dense":
-            mean = float(train_values.mean())
-            std = float(train_values.std(ddof=1)) if len(train_values) > 1 else 1.0
-            std = std if np.isfinite(std) and std > 0 else 1.0
-            values, table = (values - mean) / std, (table - mean) / std
+            values, table = (values - feature.mean) / feature.std, (table - feature.mean) / feature.std
         j = len(kept)
         train_block[:, j] = values[is_train]
         test_block[:, j] = values[~is_train]
-        kept.append(Feature(c.name, c.kind, c.owner, c.cardinality, mean, std))
+        kept.append(feature)
         if c.kind != "sparse_id":
             entity[c.owner][c.name] = table.astype(np.float32)
 

@@ -8,6 +8,8 @@ prints one summary line and merges its figures into ``metrics.json``. The number
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, replace
 from pathlib import Path
 
@@ -15,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from mlrec.core import io
-from mlrec.core.constants import GENRES, ISTEST, ITEMID, LABEL, TS, USERID
+from mlrec.core.constants import GENRES, ISTEST, ITEMID, LABEL, POS, TS, USERID
 from mlrec.core.log import summary, timed
 from mlrec.core.paths import (
     FEATURES_SCRIPT,
@@ -28,6 +30,8 @@ from mlrec.core.paths import (
     Paths,
     step_name,
 )
+from mlrec.offline import sql_steps
+from mlrec.offline.engines import SqlEngine, check_engine, open_engine
 from mlrec.offline.features import ISVAL, build_features
 from mlrec.offline.pit import item_genre_lists, item_genre_matrix, latest_counts, pit_counts, seen_items
 from mlrec.offline.split import split_ratings
@@ -47,7 +51,18 @@ def _dataset_name(paths: Paths) -> str:
         return ""
 
 
-def run_split(paths: Paths) -> dict:
+@contextmanager
+def _sql_engine(name: str, paths: Paths) -> Iterator[SqlEngine]:
+    """A started SQL engine with a scratch folder beside the artifacts, stopped (and the folder removed) after."""
+    with io.scratch_dir(paths.common_dir / "engine") as staging:
+        engine = open_engine(name, staging)
+        try:
+            yield engine
+        finally:
+            engine.close()
+
+
+def run_split(paths: Paths, engine: str = "numpy") -> dict:
     """SPLIT_SCRIPT: ratings -> labelled offline (train/test) and online (last 10 per user) events."""
     from mlrec.data.event_log import merge_events
     from mlrec.data.movielens import load_ratings
@@ -56,10 +71,16 @@ def run_split(paths: Paths) -> dict:
         ratings, logged, skipped = merge_events(
             load_ratings(_raw_dir(paths)), paths.logged_events(_dataset_name(paths))
         )
-        split = split_ratings(ratings)
-        io.write_parquet(split.offline, paths.offline_imp)
-        io.write_parquet(split.online, paths.online_imp)
-    offline, online = split.offline, split.online
+        if check_engine(engine) == "numpy":
+            split = split_ratings(ratings)
+            io.write_parquet(split.offline, paths.offline_imp)
+            io.write_parquet(split.online, paths.online_imp)
+            offline, online = split.offline, split.online
+        else:
+            with _sql_engine(engine, paths) as sql:
+                sql_steps.split(sql, ratings, paths.offline_imp, paths.online_imp)
+            offline = io.read_parquet(paths.offline_imp, SPLIT_SCRIPT, columns=[LABEL, ISTEST])
+            online = io.read_parquet(paths.online_imp, SPLIT_SCRIPT, columns=[LABEL])
     n_pos = int(offline[LABEL].sum() + online[LABEL].sum())
     fields = dict(
         ratings=len(ratings),
@@ -70,28 +91,37 @@ def run_split(paths: Paths) -> dict:
         online=len(online),
         train=int((offline[ISTEST] == 0).sum()),
         test=int((offline[ISTEST] == 1).sum()),
+        engine=engine,
         seconds=t["seconds"],
     )
     summary(step_name(SPLIT_SCRIPT), paths.metrics, **fields)
     return fields
 
 
-def run_terms(paths: Paths) -> dict:
+def run_terms(paths: Paths, engine: str = "numpy") -> dict:
     """TERMS_SCRIPT: point-in-time genre counts per offline event, latest-window counts per user,
     item genres and the per-user seen-item filter."""
     from mlrec.data.movielens import load_movies
 
     with timed() as t:
-        offline = io.read_parquet(paths.offline_imp, SPLIT_SCRIPT, columns=[USERID, ITEMID, LABEL])
         genres = item_genre_matrix(load_movies(_raw_dir(paths)))
-        pit = pit_counts(offline, genres)
-        latest = latest_counts(offline, genres)
-        io.write_parquet(pit, paths.pit_counts)
-        io.write_parquet(latest, paths.user_counts)
+        if check_engine(engine) == "numpy":
+            offline = io.read_parquet(paths.offline_imp, SPLIT_SCRIPT, columns=[USERID, ITEMID, LABEL])
+            pit = pit_counts(offline, genres)
+            latest = latest_counts(offline, genres)
+            io.write_parquet(pit, paths.pit_counts)
+            io.write_parquet(latest, paths.user_counts)
+            n_pit, n_latest = len(pit), len(latest)
+        else:
+            io.read_parquet(paths.offline_imp, SPLIT_SCRIPT, columns=[POS])  # a missing split is named here
+            with _sql_engine(engine, paths) as sql:
+                sql_steps.register_lookups(sql, genres)
+                n_pit, n_latest = sql_steps.counts(sql, paths.offline_imp, paths.pit_counts, paths.user_counts)
+            offline = io.read_parquet(paths.offline_imp, SPLIT_SCRIPT, columns=[USERID, ITEMID])
         items = np.flatnonzero(genres.any(axis=1))
         io.write_id_lists(item_genre_lists(genres, items), paths.item_genres, ITEMID, GENRES)
         io.write_id_lists(seen_items(offline), paths.user_filter, USERID, ITEMID)
-    fields = dict(rows=len(pit), users=len(latest), items=len(items), seconds=t["seconds"])
+    fields = dict(rows=n_pit, users=n_latest, items=len(items), engine=engine, seconds=t["seconds"])
     summary(step_name(TERMS_SCRIPT), paths.metrics, **fields)
     return fields
 
@@ -166,13 +196,55 @@ def _moment_job(events, labels, genres, n_users, n_items, catalogue, als, cfg, k
     return moment, moment_examples(moment, labels, genres, cfg, key)
 
 
-def run_features(paths: Paths, cfg=None) -> dict:
-    """FEATURES_SCRIPT: the seed's 59-feature tables (seed protocol) and the served ranker's
-    candidate examples at two training moments (side by side in ``offline_workers`` processes),
-    its feature meta and its Feast tables."""
+def run_features(paths: Paths, cfg=None, engine: str = "numpy", seed_only: bool = False) -> dict:
+    """FEATURES_SCRIPT: the seed's 59-feature tables (seed protocol; on ``engine``) and, unless ``seed_only``,
+    the served ranker's candidate examples at two training moments (side by side in ``offline_workers``
+    processes), its feature meta and its Feast tables."""
+    from mlrec.data.movielens import load_movies, load_users
+
+    with timed() as t:
+        raw = _raw_dir(paths)
+        users, genres = load_users(raw), item_genre_matrix(load_movies(raw))
+        fields = _seed_tables(paths, check_engine(engine), users, genres)
+        if not seed_only:
+            fields |= _served_tables(paths, cfg, users, genres)
+    fields |= dict(engine=engine, seconds=t["seconds"])
+    summary(step_name(FEATURES_SCRIPT), paths.metrics, **fields)
+    return fields
+
+
+def _seed_tables(paths: Paths, engine: str, users: pd.DataFrame, genres: np.ndarray) -> dict:
+    """The seed protocol's train/test tables and their meta, computed on ``engine``."""
+    extra = {"dataset": _dataset_name(paths)}
+    if engine == "numpy":
+        offline = io.read_parquet(paths.offline_imp, SPLIT_SCRIPT)
+        pit = io.read_parquet(paths.pit_counts, TERMS_SCRIPT)
+        latest = io.read_parquet(paths.user_counts, TERMS_SCRIPT)
+        seed = build_features(users, genres, offline, pit, latest, extra=extra)
+        io.write_parquet(seed.train, paths.train_features)
+        io.write_parquet(seed.test, paths.test_features)
+        meta, n_train, n_test = seed.meta, len(seed.train), len(seed.test)
+    else:
+        io.read_parquet(paths.offline_imp, SPLIT_SCRIPT, columns=[POS])  # a missing split is named here
+        with _sql_engine(engine, paths) as sql:
+            sql_steps.register_lookups(sql, genres, users)
+            meta, n_train, n_test = sql_steps.seed_features(
+                sql,
+                paths.offline_imp,
+                int(users[USERID].max()) + 1,
+                genres.shape[0],
+                paths.train_features,
+                paths.test_features,
+                extra,
+            )
+    meta.save(paths.seed_feature_meta)
+    return dict(seed_features=meta.n_features, seed_train=n_train, seed_test=n_test)
+
+
+def _served_tables(paths: Paths, cfg, users: pd.DataFrame, genres: np.ndarray) -> dict:
+    """The served ranker's examples (channel models refit at two moments), its meta and its Feast tables."""
     from mlrec.core.parallel import run_jobs
     from mlrec.core.settings import Settings
-    from mlrec.data.movielens import load_movies, load_users
     from mlrec.offline.candidates import (
         MOMENT,
         TRAIN_MOMENT,
@@ -184,48 +256,35 @@ def run_features(paths: Paths, cfg=None) -> dict:
     from mlrec.offline.rank_features import build_rank_matrix, serving_tables
 
     cfg = cfg or CandidateConfig()
-    with timed() as t:
-        raw = _raw_dir(paths)
-        users, genres = load_users(raw), item_genre_matrix(load_movies(raw))
-        offline = io.read_parquet(paths.offline_imp, SPLIT_SCRIPT)
-        pit = io.read_parquet(paths.pit_counts, TERMS_SCRIPT)
-        latest = io.read_parquet(paths.user_counts, TERMS_SCRIPT)
-        seed = build_features(users, genres, offline, pit, latest, extra={"dataset": _dataset_name(paths)})
-        io.write_parquet(seed.train, paths.train_features)
-        io.write_parquet(seed.test, paths.test_features)
-        seed.meta.save(paths.seed_feature_meta)
-
-        n_users, n_items = _id_space(paths)
-        catalogue = np.array(sorted(io.read_id_lists(paths.item_term, TERM_RECALL_SCRIPT)), dtype=np.int64)
-        als = io.read_json(paths.retrieval_params, VECTOR_RECALL_SCRIPT)
-        keys = (TRAIN_MOMENT, VAL_MOMENT)
-        jobs = [
-            (_moment_job, (events, labels, genres, n_users, n_items, catalogue, als, cfg, key))
-            for key, (events, labels) in zip(keys, training_moments(offline), strict=True)
-        ]
-        done = run_jobs(jobs, Settings.from_env().offline_workers)
-        moments = {key: moment for key, (moment, _) in zip(keys, done, strict=True)}
-        examples = pd.concat([frame for _, frame in done], ignore_index=True)
-        meta, matrix = build_rank_matrix(
-            examples, moments, users, genres, n_users, n_items, extra={"dataset": _dataset_name(paths)}
-        )
-        io.write_parquet(matrix, paths.rank_examples)
-        meta.save(paths.feature_meta)
-        user_table, item_table = serving_tables(
-            meta,
-            entity_features(offline, genres, n_users, n_items),
-            users,
-            genres,
-            np.sort(users[USERID].to_numpy()),
-            catalogue,
-        )
-        io.write_parquet(user_table, paths.user_features)
-        io.write_parquet(item_table, paths.item_features)
+    offline = io.read_parquet(paths.offline_imp, SPLIT_SCRIPT)
+    n_users, n_items = _id_space(paths)
+    catalogue = np.array(sorted(io.read_id_lists(paths.item_term, TERM_RECALL_SCRIPT)), dtype=np.int64)
+    als = io.read_json(paths.retrieval_params, VECTOR_RECALL_SCRIPT)
+    keys = (TRAIN_MOMENT, VAL_MOMENT)
+    jobs = [
+        (_moment_job, (events, labels, genres, n_users, n_items, catalogue, als, cfg, key))
+        for key, (events, labels) in zip(keys, training_moments(offline), strict=True)
+    ]
+    done = run_jobs(jobs, Settings.from_env().offline_workers)
+    moments = {key: moment for key, (moment, _) in zip(keys, done, strict=True)}
+    examples = pd.concat([frame for _, frame in done], ignore_index=True)
+    meta, matrix = build_rank_matrix(
+        examples, moments, users, genres, n_users, n_items, extra={"dataset": _dataset_name(paths)}
+    )
+    io.write_parquet(matrix, paths.rank_examples)
+    meta.save(paths.feature_meta)
+    user_table, item_table = serving_tables(
+        meta,
+        entity_features(offline, genres, n_users, n_items),
+        users,
+        genres,
+        np.sort(users[USERID].to_numpy()),
+        catalogue,
+    )
+    io.write_parquet(user_table, paths.user_features)
+    io.write_parquet(item_table, paths.item_features)
     moment_of = matrix[MOMENT].to_numpy()
-    fields = dict(
-        seed_features=seed.meta.n_features,
-        seed_train=len(seed.train),
-        seed_test=len(seed.test),
+    return dict(
         features=meta.n_features,
         request_features=len(meta.of_owner("request")),
         examples_train=int((moment_of == TRAIN_MOMENT).sum()),
@@ -234,10 +293,7 @@ def run_features(paths: Paths, cfg=None) -> dict:
         positives_val=int(matrix[LABEL][moment_of == VAL_MOMENT].sum()),
         users=len(user_table),
         items=len(item_table),
-        seconds=t["seconds"],
     )
-    summary(step_name(FEATURES_SCRIPT), paths.metrics, **fields)
-    return fields
 
 
 def _xy(df: pd.DataFrame, columns: list[str], dtype):

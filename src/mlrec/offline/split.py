@@ -21,6 +21,7 @@ from mlrec.core.constants import (
     LABEL,
     OFFLINE_TEST_RATIO,
     ONLINE_LAST_N,
+    POS,
     RATING,
     TS,
     USERID,
@@ -29,8 +30,8 @@ from mlrec.core.constants import (
 
 @dataclass(frozen=True)
 class Split:
-    offline: pd.DataFrame  # userid, itemid, label, ts, istest (0 train / 1 test); sorted by user, time
-    online: pd.DataFrame  # userid, itemid, label, ts: each user's last ONLINE_LAST_N events
+    offline: pd.DataFrame  # userid, itemid, label, ts, pos, istest (0 train / 1 test); sorted by user, time
+    online: pd.DataFrame  # userid, itemid, label, ts, pos: each user's last ONLINE_LAST_N events
 
 
 def user_ranks(userids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -60,6 +61,7 @@ def split_ratings(
         }
     )
     rank, count = user_ranks(df[USERID].to_numpy())
+    df[POS] = rank.astype(np.int32)
     n_offline = count - online_last_n
     is_online = rank >= n_offline
     # float expression kept as the seed wrote it, so boundary rows land on the same side
