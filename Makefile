@@ -26,7 +26,7 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install -q -e '.[dev]'
 	touch $@
 
-data: venv  ## fetch/convert the dataset (DATASET=ml-100k|ml-1m|synthetic, SCALE=n for synthetic)
+data: venv  ## fetch/convert the dataset (DATASET=ml-100k|ml-1m|ml-25m|ml-32m|synthetic, SCALE=n for synthetic; ml-25m/32m: your zip in the cache)
 	$(PYTHON) offline/preprocess/s0_get_data.py --dataset $(DATASET) $(if $(SCALE),--scale $(SCALE))
 
 offline: data  ## every offline step: split, terms, recall, features, ranker (ENGINE=numpy|duckdb|spark for the prep)

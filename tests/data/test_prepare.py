@@ -29,8 +29,8 @@ def paths(tmp_path) -> Paths:
     return Paths(tmp_path / "data")
 
 
-def test_datasets_are_the_three_supported():
-    assert DATASETS == ("ml-100k", "ml-1m", "synthetic")
+def test_datasets_are_the_supported_ones():
+    assert DATASETS == ("ml-100k", "ml-1m", "ml-25m", "ml-32m", "synthetic")
 
 
 def test_prepare_builds_once_then_skips(paths):
@@ -83,7 +83,7 @@ def test_a_crash_mid_build_leaves_no_half_written_dataset(paths, monkeypatch):
 
 
 def test_unknown_dataset_is_refused(paths):
-    with pytest.raises(DataError, match="unknown dataset 'ml-20m'; choose one of ml-100k, ml-1m, synthetic"):
+    with pytest.raises(DataError, match="unknown dataset 'ml-20m'; choose one of ml-100k, ml-1m, ml-25m, ml-32m, synthetic"):
         prepare_dataset("ml-20m", paths)
 
 

@@ -16,7 +16,7 @@ class DataError(MlrecError, ValueError):
     """A dataset file is missing, truncated, corrupt or cannot be fetched."""
 
 
-def get_data_hint(dataset: str = "<ml-100k|ml-1m|synthetic>", *extra: str) -> str:
+def get_data_hint(dataset: str = "<ml-100k|ml-1m|ml-25m|ml-32m|synthetic>", *extra: str) -> str:
     """``run `python offline/preprocess/s0_get_data.py --dataset <dataset> ...` ``: how to (re)build a dataset."""
     return f"run `python {' '.join([DATA_SCRIPT, '--dataset', dataset, *extra])}`"
 

@@ -55,7 +55,9 @@ RAW_FILES = (USERS_FILE, MOVIES_FILE, RATINGS_FILE)
 ENCODING = "latin-1"
 SEP = "::"
 GENRE_SEP = "|"
-GENDERS = ("M", "F")
+# Releases without demographics (ML-25M, ML-32M) write these; the features read them as code 0 ("unknown")
+UNKNOWN_GENDER, UNKNOWN_AGE = "U", 0
+GENDERS = ("M", "F", UNKNOWN_GENDER)
 RATING_MIN, RATING_MAX = 1, 5
 MAX_REJECTED_FRAC = 0.001  # above this share of bad rows the file is truncated/corrupt, not noisy
 _MAX_ID = np.iinfo(np.int32).max
@@ -161,8 +163,8 @@ def _bad_id(ids: pd.Series) -> pd.Series:
 
 # -- users ---------------------------------------------------------------------------------------
 def load_users(raw_dir: Path, *, max_rejected_frac: float = MAX_REJECTED_FRAC) -> pd.DataFrame:
-    """``users.dat`` -> [userid int32, gender str (M/F), age int8 (ML-1M bucket), occupation int8 (0..20),
-    zipcode str]."""
+    """``users.dat`` -> [userid int32, gender str (M/F, U = not published), age int8 (ML-1M bucket, 0 = not
+    published), occupation int8 (0..20), zipcode str]."""
     path = raw_file(raw_dir, USERS_FILE)
     lines = _read_lines(path)
     rejects = Rejects(path, n_rows=len(lines))
@@ -182,7 +184,7 @@ def load_users(raw_dir: Path, *, max_rejected_frac: float = MAX_REJECTED_FRAC) -
         {
             "non-numeric or non-positive UserID": _bad_id(frame[USERID]),
             f"Gender not in {'/'.join(GENDERS)}": ~frame[GENDER].isin(GENDERS),
-            f"Age not an ML-1M bucket {AGE_BUCKETS}": ~frame[AGE].isin(AGE_BUCKETS),
+            f"Age not an ML-1M bucket {AGE_BUCKETS} (or {UNKNOWN_AGE})": ~frame[AGE].isin([*AGE_BUCKETS, UNKNOWN_AGE]),
             f"Occupation not in 0..{N_OCCUPATIONS - 1}": ~frame[OCCUPATION].between(0, N_OCCUPATIONS - 1),
             "duplicate UserID": frame[USERID].duplicated(),
         },

@@ -19,16 +19,20 @@ from mlrec.core.constants import SEED
 from mlrec.core.io import atomic_path
 from mlrec.core.log import kv
 from mlrec.core.paths import Paths
-from mlrec.data import ml1m, ml100k, synthetic
+from mlrec.data import ml1m, ml100k, ml_csv, synthetic
 from mlrec.data.errors import DataError, refetch_hint
 from mlrec.data.movielens import RAW_FILES, check_references, load_movies, load_ratings, load_users
 
 log = logging.getLogger(__name__)
 
-DATASETS = ("ml-100k", "ml-1m", "synthetic")
+DATASETS = ("ml-100k", "ml-1m", *ml_csv.RELEASES, "synthetic")
 DEFAULT_SCALE = 1_000_000
 MANIFEST = "manifest.json"
-EXPECTED_COUNTS = {"ml-100k": ml100k.EXPECTED_COUNTS, "ml-1m": ml1m.EXPECTED_COUNTS}
+EXPECTED_COUNTS = {
+    "ml-100k": ml100k.EXPECTED_COUNTS,
+    "ml-1m": ml1m.EXPECTED_COUNTS,
+    **{name: release.counts for name, release in ml_csv.RELEASES.items()},
+}
 
 
 def _params(name: str, scale: int | None, seed: int, shape: str | None = None) -> dict[str, Any]:
@@ -45,6 +49,8 @@ def _params(name: str, scale: int | None, seed: int, shape: str | None = None) -
         return params
     if name == "ml-100k":
         return {"source": ml100k.WHEEL_NAME, "sha256": ml100k.WHEEL_SHA256}
+    if name in ml_csv.RELEASES:
+        return {"source": ml_csv.RELEASES[name].url(name), "md5": ml_csv.RELEASES[name].md5}
     return {"source": ml1m.URL, "sha256": ml1m.SHA256}
 
 
@@ -83,6 +89,8 @@ def _build(name: str, out_dir: Path, paths: Paths, params: dict[str, Any]) -> No
         ml100k.prepare_ml100k(out_dir, paths.cache_dir)
     elif name == "ml-1m":
         ml1m.prepare_ml1m(out_dir, paths.cache_dir)
+    elif name in ml_csv.RELEASES:
+        ml_csv.prepare_csv_release(name, out_dir, paths.cache_dir)
     else:
         synthetic.prepare_synthetic(
             out_dir,
