@@ -83,7 +83,9 @@ def test_a_crash_mid_build_leaves_no_half_written_dataset(paths, monkeypatch):
 
 
 def test_unknown_dataset_is_refused(paths):
-    with pytest.raises(DataError, match="unknown dataset 'ml-20m'; choose one of ml-100k, ml-1m, ml-25m, ml-32m, synthetic"):
+    with pytest.raises(
+        DataError, match="unknown dataset 'ml-20m'; choose one of ml-100k, ml-1m, ml-25m, ml-32m, synthetic"
+    ):
         prepare_dataset("ml-20m", paths)
 
 

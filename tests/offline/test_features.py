@@ -7,7 +7,7 @@ import pytest
 from mlrec.core.constants import AGE, GENDER, GENRES, ISTEST, ITEMID, LABEL, OCCUPATION, TITLE, USERID, ZIPCODE
 from mlrec.core.paths import FEATURES_SCRIPT
 from mlrec.offline.feature_meta import Feature, FeatureMeta, FeatureMetaError
-from mlrec.offline.features import ISVAL, build_features
+from mlrec.offline.features import ISVAL, build_features, write_features
 from mlrec.offline.pit import item_genre_matrix, latest_counts, pit_counts
 
 USERS = pd.DataFrame(
@@ -22,8 +22,7 @@ USERS = pd.DataFrame(
 MOVIES = pd.DataFrame({ITEMID: [1, 2, 3], TITLE: ["a", "b", "c"], GENRES: ["Action|Comedy", "Comedy", "Drama"]})
 
 
-@pytest.fixture
-def tables():
+def _inputs():
     rng = np.random.default_rng(1)
     rows = []
     for u in (1, 2, 3):
@@ -31,7 +30,22 @@ def tables():
             rows.append((u, int(rng.integers(1, 4)), int(rng.integers(0, 2)), 1 if k >= 16 else 0))
     offline = pd.DataFrame(rows, columns=[USERID, ITEMID, LABEL, ISTEST])
     genres = item_genre_matrix(MOVIES)
-    return build_features(USERS, genres, offline, pit_counts(offline, genres), latest_counts(offline, genres))
+    return USERS, genres, offline, pit_counts(offline, genres), latest_counts(offline, genres)
+
+
+@pytest.fixture
+def tables():
+    return build_features(*_inputs())
+
+
+@pytest.mark.parametrize("chunk_rows", [7, 60, 1000])
+def test_streamed_tables_equal_the_in_memory_ones(tables, tmp_path, chunk_rows):
+    """The pipeline streams the tables in row chunks (one row group each); any chunking gives the same tables."""
+    train_path, test_path = tmp_path / "train.parquet", tmp_path / "test.parquet"
+    meta, n_train, n_test = write_features(*_inputs(), train_path, test_path, chunk_rows=chunk_rows)
+    assert meta == tables.meta and (n_train, n_test) == (len(tables.train), len(tables.test))
+    pd.testing.assert_frame_equal(pd.read_parquet(train_path), tables.train)
+    pd.testing.assert_frame_equal(pd.read_parquet(test_path), tables.test)
 
 
 def test_order_and_dropped_constants(tables):

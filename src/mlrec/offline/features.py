@@ -15,6 +15,7 @@ All values are gathered with numpy fancy indexing from tables indexed by id; no 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -32,11 +33,13 @@ from mlrec.core.constants import (
     OCCUPATION_MAPPING,
     USERID,
 )
+from mlrec.core.io import atomic_path
 from mlrec.offline.feature_meta import Feature, FeatureMeta, Kind, Owner
 from mlrec.offline.pit import COUNT_COLUMNS
 from mlrec.offline.split import user_ranks
 
 ISVAL = "isval"
+CHUNK_ROWS = 1_000_000  # offline rows per row group when the seed tables are streamed to parquet
 VAL_RATIO = 0.1  # each user's latest 10 % of train rows: the early-stopping slice (never the test set)
 
 
@@ -127,6 +130,65 @@ def validation_mask(offline_train: pd.DataFrame, ratio: float = VAL_RATIO) -> np
     return rank >= np.ceil(count * (1 - ratio))
 
 
+@dataclass(frozen=True)
+class _Fitted:
+    """What the train rows decide: the kept candidates, each with its feature (scaling), and the meta."""
+
+    candidates: list[_Candidate]
+    features: list[Feature]
+    meta: FeatureMeta
+
+
+def _fit(candidates: list[_Candidate], uid, iid, is_train, extra: dict | None) -> _Fitted:
+    """One pass over the train rows, column by column: which candidates to keep and how to scale them."""
+    kept, features = [], []
+    for c in candidates:
+        values = _values(c, uid, iid)[is_train].astype(np.float64)
+        n = len(values)
+        lo, hi = (values.min(), values.max()) if n and c.kind != "sparse_id" else (0.0, 0.0)
+        mean, std = (values.mean(), values.std(ddof=1)) if n > 1 and c.kind == "dense" else (0.0, 1.0)
+        feature = keep_and_scale(Feature(c.name, c.kind, c.owner, c.cardinality), n, lo, hi, mean, std)
+        if feature is not None:  # else constant on train: no signal
+            kept.append(c)
+            features.append(feature)
+    return _Fitted(kept, features, FeatureMeta(features=tuple(features), extra=dict(extra or {})))
+
+
+def _values(c: _Candidate, uid: np.ndarray, iid: np.ndarray, rows: slice = slice(None)) -> np.ndarray:
+    """The candidate's raw value on the offline rows ``rows``."""
+    return c.rows[rows] if c.rows is not None else c.table[(uid if c.owner == "user" else iid)[rows]]
+
+
+def _block(fitted: _Fitted, uid: np.ndarray, iid: np.ndarray, rows: slice) -> np.ndarray:
+    """The model input of the offline rows ``rows``: float32, one column per kept feature, dense ones scaled."""
+    block = np.empty((len(uid[rows]), len(fitted.features)), dtype=np.float32, order="F")
+    for j, (c, f) in enumerate(zip(fitted.candidates, fitted.features, strict=True)):
+        values = _values(c, uid, iid, rows).astype(np.float64)
+        block[:, j] = (values - f.mean) / f.std if c.kind == "dense" else values
+    return block
+
+
+def _entity_tables(fitted: _Fitted, users: pd.DataFrame, genres: np.ndarray) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The kept side and dense features per user and per item (for the feature store)."""
+    entity: dict[str, dict[str, np.ndarray]] = {"user": {}, "item": {}}
+    for c, f in zip(fitted.candidates, fitted.features, strict=True):
+        if c.kind != "sparse_id":
+            table = c.table.astype(np.float64)
+            entity[c.owner][c.name] = ((table - f.mean) / f.std if c.kind == "dense" else table).astype(np.float32)
+    user_ids = np.sort(users[USERID].to_numpy())
+    user_table = pd.DataFrame({USERID: user_ids, **{k: v[user_ids] for k, v in entity["user"].items()}})
+    item_ids = np.flatnonzero(genres.any(axis=1))
+    item_table = pd.DataFrame({ITEMID: item_ids, **{k: v[item_ids] for k, v in entity["item"].items()}})
+    return user_table, item_table
+
+
+def _heads(offline: pd.DataFrame, is_train: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per offline row: its label, and (train rows) whether it is in the validation slice."""
+    isval = np.zeros(len(offline), dtype=np.int8)
+    isval[is_train] = validation_mask(offline.loc[is_train])
+    return offline[LABEL].to_numpy().astype(np.int8), isval
+
+
 def build_features(
     users: pd.DataFrame,
     genres: np.ndarray,
@@ -135,46 +197,60 @@ def build_features(
     latest: pd.DataFrame,
     extra: dict | None = None,
 ) -> FeatureTables:
-    """Assemble train/test matrices, entity tables and the meta (see module docstring)."""
+    """Assemble train/test matrices, entity tables and the meta in memory (see module docstring)."""
     uid, iid = offline[USERID].to_numpy(), offline[ITEMID].to_numpy()
     is_train = offline[ISTEST].to_numpy() == 0
-    candidates = _candidates(users, genres, offline, pit, latest)
-    # Column-major blocks filled column by column: the kept columns are a contiguous prefix, so
-    # the frames below wrap them without a copy (peak memory ~ one float32 matrix, not several).
-    train_block = np.empty((int(is_train.sum()), len(candidates)), dtype=np.float32, order="F")
-    test_block = np.empty((int((~is_train).sum()), len(candidates)), dtype=np.float32, order="F")
-    kept: list[Feature] = []
-    entity: dict[str, dict[str, np.ndarray]] = {"user": {}, "item": {}}
-    for c in candidates:
-        values = c.rows if c.rows is not None else c.table[uid if c.owner == "user" else iid]
-        values = values.astype(np.float64)
-        train_values = values[is_train]
-        n = len(train_values)
-        lo, hi = (train_values.min(), train_values.max()) if n and c.kind != "sparse_id" else (0.0, 0.0)
-        mean, std = (train_values.mean(), train_values.std(ddof=1)) if n > 1 and c.kind == "dense" else (0.0, 1.0)
-        feature = keep_and_scale(Feature(c.name, c.kind, c.owner, c.cardinality), n, lo, hi, mean, std)
-        if feature is None:
-            continue  # constant on train: no signal
-        table = c.table.astype(np.float64)
-        if c.kind == "dense":
-            values, table = (values - feature.mean) / feature.std, (table - feature.mean) / feature.std
-        j = len(kept)
-        train_block[:, j] = values[is_train]
-        test_block[:, j] = values[~is_train]
-        kept.append(feature)
-        if c.kind != "sparse_id":
-            entity[c.owner][c.name] = table.astype(np.float32)
-
-    meta = FeatureMeta(features=tuple(kept), extra=dict(extra or {}))
-    label = offline[LABEL].to_numpy().astype(np.int8)
-    train = pd.DataFrame(train_block[:, : len(kept)], columns=meta.names, copy=False)
-    train.insert(0, ISVAL, validation_mask(offline.loc[is_train]).astype(np.int8))
+    fitted = _fit(_candidates(users, genres, offline, pit, latest), uid, iid, is_train, extra)
+    block = _block(fitted, uid, iid, slice(None))
+    label, isval = _heads(offline, is_train)
+    train = pd.DataFrame(block[is_train], columns=fitted.meta.names)
+    train.insert(0, ISVAL, isval[is_train])
     train.insert(0, LABEL, label[is_train])
-    test = pd.DataFrame(test_block[:, : len(kept)], columns=meta.names, copy=False)
+    test = pd.DataFrame(block[~is_train], columns=fitted.meta.names)
     test.insert(0, LABEL, label[~is_train])
+    user_table, item_table = _entity_tables(fitted, users, genres)
+    return FeatureTables(meta=fitted.meta, train=train, test=test, users=user_table, items=item_table)
 
-    user_ids = np.sort(users[USERID].to_numpy())
-    user_table = pd.DataFrame({USERID: user_ids, **{k: v[user_ids] for k, v in entity["user"].items()}})
-    item_ids = np.flatnonzero(genres.any(axis=1))
-    item_table = pd.DataFrame({ITEMID: item_ids, **{k: v[item_ids] for k, v in entity["item"].items()}})
-    return FeatureTables(meta=meta, train=train, test=test, users=user_table, items=item_table)
+
+def write_features(
+    users: pd.DataFrame,
+    genres: np.ndarray,
+    offline: pd.DataFrame,
+    pit: pd.DataFrame,
+    latest: pd.DataFrame,
+    train_path: Path,
+    test_path: Path,
+    extra: dict | None = None,
+    chunk_rows: int = CHUNK_ROWS,
+) -> tuple[FeatureMeta, int, int]:
+    """The train and test tables of :func:`build_features`, streamed to parquet ``chunk_rows`` offline rows at
+    a time (one row group each), so the peak is the inputs plus one chunk, not the whole float32 matrix
+    (15M train rows x 59 features = 3.5 GB at ML-25M's size). Returns the meta and the two row counts."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    uid, iid = offline[USERID].to_numpy(), offline[ITEMID].to_numpy()
+    is_train = offline[ISTEST].to_numpy() == 0
+    fitted = _fit(_candidates(users, genres, offline, pit, latest), uid, iid, is_train, extra)
+    label, isval = _heads(offline, is_train)
+    names = fitted.meta.names
+    float_fields = [pa.field(n, pa.float32()) for n in names]
+    schemas = {
+        True: pa.schema([pa.field(LABEL, pa.int8()), pa.field(ISVAL, pa.int8()), *float_fields]),
+        False: pa.schema([pa.field(LABEL, pa.int8()), *float_fields]),
+    }
+    with (
+        atomic_path(train_path) as train_tmp,
+        atomic_path(test_path) as test_tmp,
+        pq.ParquetWriter(train_tmp, schemas[True]) as train_out,
+        pq.ParquetWriter(test_tmp, schemas[False]) as test_out,
+    ):
+        for start in range(0, len(offline), chunk_rows):
+            rows = slice(start, start + chunk_rows)
+            block = _block(fitted, uid, iid, rows)
+            for train, out in ((True, train_out), (False, test_out)):
+                mask = is_train[rows] == train
+                heads = [label[rows][mask], *([isval[rows][mask]] if train else [])]
+                columns = [*heads, *(block[mask, j] for j in range(len(names)))]
+                out.write_table(pa.Table.from_arrays(columns, schema=schemas[train]))
+    return fitted.meta, int(is_train.sum()), int((~is_train).sum())

@@ -32,7 +32,7 @@ from mlrec.core.paths import (
 )
 from mlrec.offline import sql_steps
 from mlrec.offline.engines import SqlEngine, check_engine, open_engine
-from mlrec.offline.features import ISVAL, build_features
+from mlrec.offline.features import ISVAL, write_features
 from mlrec.offline.pit import item_genre_lists, item_genre_matrix, latest_counts, pit_counts, seen_items
 from mlrec.offline.split import split_ratings
 from mlrec.offline.terms import user_terms
@@ -220,10 +220,9 @@ def _seed_tables(paths: Paths, engine: str, users: pd.DataFrame, genres: np.ndar
         offline = io.read_parquet(paths.offline_imp, SPLIT_SCRIPT)
         pit = io.read_parquet(paths.pit_counts, TERMS_SCRIPT)
         latest = io.read_parquet(paths.user_counts, TERMS_SCRIPT)
-        seed = build_features(users, genres, offline, pit, latest, extra=extra)
-        io.write_parquet(seed.train, paths.train_features)
-        io.write_parquet(seed.test, paths.test_features)
-        meta, n_train, n_test = seed.meta, len(seed.train), len(seed.test)
+        meta, n_train, n_test = write_features(
+            users, genres, offline, pit, latest, paths.train_features, paths.test_features, extra
+        )
     else:
         io.read_parquet(paths.offline_imp, SPLIT_SCRIPT, columns=[POS])  # a missing split is named here
         with _sql_engine(engine, paths) as sql:
