@@ -15,7 +15,7 @@ SERVER_DIR := .runtime/server
 USERID ?= 1
 
 .PHONY: help venv data offline load demo test test-unit lint services-up services-down services-status \
-	server-up server-down serve client eval eval-stream bench bench-25m bench-engines bench-online bench-events clean
+	server-up server-down serve client eval eval-stream bench bench-25m bench-engines spark-cluster-check bench-online bench-events clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
@@ -109,6 +109,9 @@ bench-25m: venv  ## offline data steps, seed feature tables and item recall at M
 
 bench-engines: venv  ## the prep steps (split, point-in-time counts, seed features) on numpy, DuckDB and Spark at 1M and 10M
 	$(PYTHON) benchmarks/bench_offline.py --engines numpy duckdb spark --out docs/results/bench_engines.json
+
+spark-cluster-check: venv  ## the prep under spark-submit on a standalone Spark master + worker started here; artifacts == numpy's
+	bash benchmarks/spark_cluster_check.sh
 
 bench-online: venv  ## latency and throughput of the running server at concurrency 1, 4, 16 (make server-up first)
 	$(PYTHON) benchmarks/bench_online.py --url http://127.0.0.1:$(SERVER_PORT)
