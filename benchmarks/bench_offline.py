@@ -6,7 +6,7 @@ the same run as a baseline, and their output is checked against ours.
 
 Run:  python benchmarks/bench_offline.py                      # 1M with models, 10M data steps
       python benchmarks/bench_offline.py --scales 1000000 --no-baseline
-      python benchmarks/bench_offline.py --shape ml-25m        # make bench-25m: data steps + item recall, ML-25M shape
+      python benchmarks/bench_offline.py --shape ml-25m        # make bench-25m: prep, item recall, a DeepFM epoch
       python benchmarks/bench_offline.py --engines numpy duckdb spark   # make bench-engines: the prep per engine
 Targets (issue #2): split + terms <= 10 s and <= 1.5 GiB at 1M, <= 2 min at 10M (the feature step now
 refits the recall models at two training moments, so it is timed with the model steps);
@@ -172,6 +172,16 @@ def _bench_in(data_dir: Path, size: str, steps: list[tuple[str, str]], with_base
     results = {"generate": _record(run_step(DATA_SCRIPT, ["--dataset", "synthetic", *sizing, "--no-events"], env))}
     for name, script in steps:
         results[name] = _record(run_step(script, STEP_ARGS.get(name, []), env))
+    if not size.isdigit():  # at a release's shape: one epoch of the seed-protocol DeepFM on the tables just built
+        out = subprocess.run(
+            [sys.executable, str(Path(__file__).with_name("bench_epochs.py")), "--data-dir", str(data_dir)],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.splitlines()
+        print("\n".join(f"    {line}" for line in out[:-1]))
+        results["deepfm_epoch"] = json.loads(out[-1])
     if with_baseline:  # its own process, so its memory never counts toward a step's peak
         print("  timing the seed-style baseline (row-wise split, per-event deepcopy PIT)...")
         out = subprocess.run(
@@ -232,6 +242,7 @@ def print_table(all_results: dict) -> None:
     print("|---|---|---:|---:|---:|")
     for size, res in all_results.items():
         label = f"{int(size):,}" if str(size).isdigit() else size
+        epoch = res.pop("deepfm_epoch", None)
         for step, r in res.items():
             seed = f"{r['seed_seconds']:.1f}" if "seed_seconds" in r else ""
             print(f"| {label} | {step} | {r['seconds']:.1f} | {r['peak_mib']:.0f} | {seed} |")
@@ -240,6 +251,12 @@ def print_table(all_results: dict) -> None:
         total = sum(r["seconds"] for k, r in res.items() if k != "generate")
         print(f"| {label} | **split+terms** | **{core:.1f}** | **{peak:.0f}** | |")
         print(f"| {label} | **all offline steps** | **{total:.1f}** | | |")
+        if epoch:
+            print(
+                f"| {label} | DeepFM epoch ({epoch['rows']:,} rows) | {epoch['deepfm_s_per_epoch']:.1f} | "
+                f"{epoch['peak_gib'] * 1024:.0f} | |"
+            )
+            res["deepfm_epoch"] = epoch
 
 
 def main() -> None:

@@ -9,6 +9,7 @@ steps read the same artifacts whichever engine wrote them.
 from __future__ import annotations
 
 import os
+import sys
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
@@ -119,7 +120,9 @@ class SparkEngine:
             builder = builder.config("spark.driver.extraJavaOptions", f"-Dlog4j2.configurationFile={self._log4j()}")
             if settings.spark_master.startswith("local"):
                 os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")  # local mode: no "resolves to loopback" warning
-        conf = {"spark.ui.enabled": "false", "spark.ui.showConsoleProgress": "false"}
+        # Spark's own stage progress bar stands in for tqdm: shown on a terminal unless MLREC_PROGRESS=0
+        progress = settings.progress and sys.stderr.isatty()
+        conf = {"spark.ui.enabled": "false", "spark.ui.showConsoleProgress": str(progress).lower()}
         if settings.spark_partitions:  # exactly this many: adaptive execution would merge small ones
             conf["spark.sql.shuffle.partitions"] = str(settings.spark_partitions)
             conf["spark.sql.adaptive.coalescePartitions.enabled"] = "false"
