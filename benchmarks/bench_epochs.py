@@ -42,10 +42,8 @@ def main() -> None:
     paths = Paths(args.data_dir)
     t0 = time.perf_counter()
     meta = FeatureMeta.load(paths.seed_feature_meta)
-    train = io.read_parquet(paths.train_features, FEATURES_SCRIPT)
-    X = np.ascontiguousarray(train[meta.names].to_numpy(dtype=np.float32))
-    y = train[LABEL].to_numpy().astype(np.float32)
-    del train
+    X = io.read_matrix(paths.train_features, FEATURES_SCRIPT, meta.names, np.float32)  # what s7 reads
+    y = io.read_matrix(paths.train_features, FEATURES_SCRIPT, [LABEL], np.float32)[:, 0].copy()
     load_s = time.perf_counter() - t0
     print(
         f"bench-epochs: loaded {len(X):,} train rows x {X.shape[1]} features in {load_s:.1f} s, "

@@ -124,3 +124,22 @@ def test_npy_round_trip_and_corrupt_file(tmp_path):
     (tmp_path / "bad.npy").write_bytes(b"\x93NUMPY garbage")
     with pytest.raises(io.ArtifactError, match="unreadable"):
         io.read_npy(tmp_path / "bad.npy", PRODUCER)
+
+
+def test_read_matrix_fills_every_row_group_in_order(tmp_path):
+    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from mlrec.core.io import ArtifactError, read_matrix
+
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"a": rng.normal(size=1003), "b": rng.integers(0, 9, 1003), "label": rng.integers(0, 2, 1003)})
+    path = tmp_path / "t.parquet"
+    pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), path, row_group_size=100)
+    assert pq.ParquetFile(path).num_row_groups == 11
+    got = read_matrix(path, "some_step.py", ["b", "a"], np.float32)
+    assert got.flags["C_CONTIGUOUS"] and got.dtype == np.float32
+    np.testing.assert_array_equal(got, frame[["b", "a"]].to_numpy(np.float32))
+    with pytest.raises(ArtifactError, match="not found"):
+        read_matrix(tmp_path / "missing.parquet", "some_step.py", ["a"])

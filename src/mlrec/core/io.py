@@ -159,6 +159,27 @@ def read_parquet(path: Path, produced_by: str, columns: list[str] | None = None)
         raise _unreadable(path, produced_by, exc) from exc
 
 
+def read_matrix(path: Path, produced_by: str, columns: Sequence[str], dtype: Any = np.float32) -> np.ndarray:
+    """``columns`` of a parquet file as one C-ordered ``dtype`` matrix, filled one row group at a time: the
+    peak is the matrix plus one row group, where ``read_parquet(...)[columns].to_numpy()`` holds the Arrow
+    table, the DataFrame and the matrix at once (15 GiB for ML-25M's seed train table instead of 4.4)."""
+    import pyarrow.parquet as pq
+
+    _require(path, produced_by)
+    try:
+        source = pq.ParquetFile(path)
+        out = np.empty((source.metadata.num_rows, len(columns)), dtype=dtype)
+        start = 0
+        for i in range(source.num_row_groups):
+            group = source.read_row_group(i, columns=list(columns))
+            for j, name in enumerate(columns):
+                out[start : start + group.num_rows, j] = group.column(name).to_numpy()
+            start += group.num_rows
+    except Exception as exc:  # pyarrow raises several types for a corrupt file
+        raise _unreadable(path, produced_by, exc) from exc
+    return out
+
+
 def write_id_lists(lists: Mapping[int, Sequence[int] | np.ndarray], path: Path, key: str, value: str) -> None:
     """``{id: [int, ...]}`` -> parquet with columns ``key`` (int64) and ``value`` (list<int32>).
 

@@ -304,17 +304,17 @@ def _xy(df: pd.DataFrame, columns: list[str], dtype):
     )
 
 
-def _early_stop(make_model, train, is_val, columns: list[str], dtype, configs: list) -> dict:
-    """Stage 1 of a seed-protocol model: for each TrainConfig of ``configs``, seed, build, fit on train
-    minus the validation slice (early stopping watches that slice); keep the config with the best
-    validation AUC (a tie keeps the earlier). Returns its config, weights and result, and every
-    config tried."""
+def _early_stop(make_model, x, y, is_val: np.ndarray, configs: list) -> dict:
+    """Stage 1 of a seed-protocol model: for each TrainConfig of ``configs``, seed, build, fit on the rows
+    of (``x``, ``y``) outside the validation slice ``is_val`` (early stopping watches that slice); keep the
+    config with the best validation AUC (a tie keeps the earlier). Returns its config, weights and result,
+    and every config tried."""
     import torch
 
     from mlrec.offline.train import fit
 
-    x_fit, y_fit = _xy(train[~is_val], columns, dtype)
-    x_val, y_val = _xy(train[is_val], columns, dtype)
+    val = torch.from_numpy(np.asarray(is_val, dtype=bool))
+    x_fit, y_fit, x_val, y_val = x[~val], y[~val], x[val], y[val]
     runs = []
     for c in configs:
         torch.manual_seed(c.seed)
@@ -328,18 +328,16 @@ def _early_stop(make_model, train, is_val, columns: list[str], dtype, configs: l
     return dict(cfg=cfg, state_dict=model.state_dict(), result=result, tried=tried)
 
 
-def _refit_and_test(
-    make_model, name: str, checkpoint, train, test, columns: list[str], dtype, stage1: dict, extra=None
-):
-    """Stage 2: (``cfg.refit``) a fresh model on all train rows for the epoch count stage 1 chose;
-    score the test set once; save the checkpoint. Returns the step's fields."""
+def _refit_and_test(make_model, name: str, checkpoint, train: tuple, test: tuple, stage1: dict, extra=None):
+    """Stage 2: (``cfg.refit``) a fresh model on all train rows (``train`` = (x, y)) for the epoch count
+    stage 1 chose; score ``test`` = (x, y) once; save the checkpoint. Returns the step's fields."""
     import torch
 
     from mlrec.models import save_checkpoint
     from mlrec.offline.train import fit_epochs, predict_logits, roc_auc
 
     cfg, result, tried = stage1["cfg"], stage1["result"], stage1["tried"]
-    x_test, y_test = _xy(test, columns, dtype)
+    x_test, y_test = test
     model = make_model()
     model.load_state_dict(stage1["state_dict"])
     refit: dict = {}
@@ -347,7 +345,7 @@ def _refit_and_test(
         refit["test_auc_before_refit"] = round(roc_auc(y_test.numpy(), predict_logits(model, x_test)), 4)
         torch.manual_seed(cfg.seed)
         model = make_model()
-        x_all, y_all = _xy(train, columns, dtype)
+        x_all, y_all = train
         refit["refit_seconds"] = fit_epochs(model, x_all, y_all, result.best_epoch, cfg)
         refit["refit_epochs"] = result.best_epoch
     test_auc = roc_auc(y_test.numpy(), predict_logits(model, x_test))
@@ -376,8 +374,9 @@ def _seed_mf_job(paths: Paths, offline: pd.DataFrame, n_users: int, n_items: int
     def make_model():
         return MatrixFactorization(n_users, n_items)
 
-    stage1 = _early_stop(make_model, train, validation_mask(train), columns, np.int64, [cfg])
-    return _refit_and_test(make_model, "mf", paths.recall_model, train, test, columns, np.int64, stage1)
+    x, y = _xy(train, columns, np.int64)
+    stage1 = _early_stop(make_model, x, y, validation_mask(train), [cfg])
+    return _refit_and_test(make_model, "mf", paths.recall_model, (x, y), _xy(test, columns, np.int64), stage1)
 
 
 def run_vector_recall(paths: Paths, cfg=None) -> dict:
@@ -488,11 +487,24 @@ def _within_candidates_ndcg(frame: pd.DataFrame, scores: np.ndarray, k: int = 10
 
 
 def _seed_protocol_tables(paths: Paths):
+    """(the seed meta, (x, y, is_val) of the train rows, (x, y) of the test rows) as tensors over matrices
+    read row group by row group (:func:`mlrec.core.io.read_matrix`): at ML-25M's size the train matrix
+    alone is 4.4 GB, and a DataFrame on the way would hold it two more times."""
+    import torch
+
     from mlrec.offline.feature_meta import FeatureMeta
 
     seed_meta = FeatureMeta.load(paths.seed_feature_meta)
-    train = io.read_parquet(paths.train_features, FEATURES_SCRIPT)
-    return seed_meta, train, io.read_parquet(paths.test_features, FEATURES_SCRIPT)
+    names = seed_meta.names
+
+    def read(path: Path, heads: list[str]):
+        x = torch.from_numpy(io.read_matrix(path, FEATURES_SCRIPT, names, np.float32))
+        head = io.read_matrix(path, FEATURES_SCRIPT, heads, np.float32)
+        return x, torch.from_numpy(np.ascontiguousarray(head[:, 0])), head[:, 1:]
+
+    x_train, y_train, isval = read(paths.train_features, [LABEL, ISVAL])
+    x_test, y_test, _ = read(paths.test_features, [LABEL])
+    return seed_meta, (x_train, y_train, isval[:, 0] == 1), (x_test, y_test)
 
 
 def _seed_protocol_job(paths: Paths, cfg) -> dict:
@@ -501,15 +513,8 @@ def _seed_protocol_job(paths: Paths, cfg) -> dict:
     from mlrec.models import DeepFM
 
     with timed() as t:
-        seed_meta, train, _ = _seed_protocol_tables(paths)
-        stage1 = _early_stop(
-            lambda: DeepFM.from_meta(seed_meta),
-            train,
-            train[ISVAL].to_numpy() == 1,
-            seed_meta.names,
-            np.float32,
-            seed_protocol_configs(cfg),
-        )
+        seed_meta, (x, y, is_val), _ = _seed_protocol_tables(paths)
+        stage1 = _early_stop(lambda: DeepFM.from_meta(seed_meta), x, y, is_val, seed_protocol_configs(cfg))
     return {**stage1, "seconds": t["seconds"]}
 
 
@@ -518,15 +523,13 @@ def _seed_protocol_refit_job(paths: Paths, stage1: dict) -> dict:
     from mlrec.models import DeepFM
 
     with timed() as t:
-        seed_meta, train, test = _seed_protocol_tables(paths)
+        seed_meta, (x, y, _), test = _seed_protocol_tables(paths)
         fields = _refit_and_test(
             lambda: DeepFM.from_meta(seed_meta),
             "deepfm",
             paths.seed_rank_model,
-            train,
+            (x, y),
             test,
-            seed_meta.names,
-            np.float32,
             stage1,
             extra={"feature_names": seed_meta.names},
         )
