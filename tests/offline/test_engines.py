@@ -139,3 +139,14 @@ def test_an_unknown_engine_is_named_with_the_choices():
     with pytest.raises(EngineError, match="unknown engine 'polars'") as info:
         check_engine("polars")
     assert "numpy, duckdb, spark" in info.value.hint
+
+
+def test_a_bad_duckdb_memory_limit_is_named(tmp_path):
+    from mlrec.offline.engines import DuckDBEngine
+
+    with pytest.raises(EngineError, match="MLREC_DUCKDB_MEMORY='lots'") as info:
+        DuckDBEngine(tmp_path, "lots")
+    assert "2GB" in info.value.hint
+    engine = DuckDBEngine(tmp_path, "1GB")
+    assert engine.rows("SELECT current_setting('memory_limit')")[0][0].replace(" ", "") in ("1.0GiB", "953.6MiB")
+    engine.close()

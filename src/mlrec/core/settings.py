@@ -79,6 +79,8 @@ class Settings:
     offline_workers: int = 2
     # where the prep steps (split, point-in-time counts, seed features) run: numpy, duckdb or spark
     engine: str = "numpy"
+    # DuckDB's memory_limit ("2GB"; empty = DuckDB's default, 80% of RAM): above it DuckDB spills to disk
+    duckdb_memory: str = ""
     spark_master: str = "local[*]"  # when the project starts Spark itself; spark-submit's --master wins
     spark_memory: str = "4g"  # the local driver's JVM heap (local mode runs the executors inside it)
     spark_partitions: int = 0  # spark.sql.shuffle.partitions; 0 = Spark's default (adaptive)
@@ -138,6 +140,7 @@ class Settings:
             progress=get("MLREC_PROGRESS", d.progress),
             offline_workers=max(1, get("MLREC_OFFLINE_WORKERS", d.offline_workers)),
             engine=get("MLREC_ENGINE", d.engine),
+            duckdb_memory=get("MLREC_DUCKDB_MEMORY", d.duckdb_memory),
             spark_master=get("MLREC_SPARK_MASTER", d.spark_master),
             spark_memory=get("MLREC_SPARK_MEMORY", d.spark_memory),
             spark_partitions=get("MLREC_SPARK_PARTITIONS", d.spark_partitions),

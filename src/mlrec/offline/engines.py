@@ -58,7 +58,7 @@ def open_engine(name: str, staging: Path, settings: Settings | None = None) -> S
 
     settings = settings or Settings.from_env()
     if check_engine(name) == "duckdb":
-        return DuckDBEngine(staging)
+        return DuckDBEngine(staging, settings.duckdb_memory)
     if name == "spark":
         return SparkEngine(staging, settings)
     raise EngineError("the numpy engine runs in process, not as SQL", "call the numpy step functions instead")
@@ -69,12 +69,21 @@ class DuckDBEngine:
 
     name = "duckdb"
 
-    def __init__(self, staging: Path) -> None:
+    def __init__(self, staging: Path, memory_limit: str = "") -> None:
         import duckdb
 
         self.staging = Path(staging)
         self.con = duckdb.connect()
         self.con.execute("SET preserve_insertion_order = true")
+        self.con.execute(f"SET temp_directory = '{self.staging / 'spill'}'")  # not ./.tmp in the working dir
+        if memory_limit:
+            try:
+                self.con.execute(f"SET memory_limit = '{memory_limit}'")
+            except duckdb.Error as exc:
+                raise EngineError(
+                    f"MLREC_DUCKDB_MEMORY={memory_limit!r} is not a DuckDB memory limit ({exc})",
+                    "set it like 2GB or 512MB, or unset it",
+                ) from exc
 
     def register_parquet(self, view: str, path: Path) -> None:
         self.con.execute(f"CREATE OR REPLACE VIEW {view} AS SELECT * FROM read_parquet('{path}')")
