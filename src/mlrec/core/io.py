@@ -128,14 +128,15 @@ def write_json(path: Path, data: Any, **dumps: Any) -> None:
 
 def read_json(path: Path, produced_by: str) -> Any:
     """A JSON artifact, or an error naming the step that writes it."""
-    _require(path, produced_by)
+    require(path, produced_by)
     try:
         return json.loads(path.read_text())
     except (OSError, json.JSONDecodeError) as exc:
         raise _unreadable(path, produced_by, exc) from exc
 
 
-def _require(path: Path, produced_by: str) -> None:
+def require(path: Path, produced_by: str) -> None:
+    """Raise :class:`ArtifactError` naming ``produced_by`` unless ``path`` is a file (no read)."""
     if not path.is_file():
         raise ArtifactError(f"{path}: not found", f"run `python {produced_by}` first (or `make offline`)")
 
@@ -152,7 +153,7 @@ def write_parquet(df: pd.DataFrame, path: Path) -> None:
 def read_parquet(path: Path, produced_by: str, columns: list[str] | None = None) -> pd.DataFrame:
     import pandas as pd
 
-    _require(path, produced_by)
+    require(path, produced_by)
     try:
         return pd.read_parquet(path, columns=columns)
     except Exception as exc:  # pyarrow raises several types for a corrupt file
@@ -165,7 +166,7 @@ def read_matrix(path: Path, produced_by: str, columns: Sequence[str], dtype: Any
     table, the DataFrame and the matrix at once (15 GiB for ML-25M's seed train table instead of 4.4)."""
     import pyarrow.parquet as pq
 
-    _require(path, produced_by)
+    require(path, produced_by)
     try:
         source = pq.ParquetFile(path)
         out = np.empty((source.metadata.num_rows, len(columns)), dtype=dtype)
@@ -204,7 +205,7 @@ def read_id_lists(path: Path, produced_by: str) -> dict[int, np.ndarray]:
     """What :func:`write_id_lists` wrote: ``{id: int32 array}`` in the file's order."""
     import pyarrow.parquet as pq
 
-    _require(path, produced_by)
+    require(path, produced_by)
     try:
         table = pq.read_table(path)
         ids = table.column(0).to_numpy()
@@ -224,7 +225,7 @@ def write_npy(arr: np.ndarray, path: Path) -> None:
 
 
 def read_npy(path: Path, produced_by: str) -> np.ndarray:
-    _require(path, produced_by)
+    require(path, produced_by)
     try:
         return np.load(path)
     except (ValueError, OSError, EOFError) as exc:

@@ -7,8 +7,9 @@ prints one summary line and merges its figures into ``metrics.json``. The number
 
 from __future__ import annotations
 
+import functools
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -17,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from mlrec.core import io
-from mlrec.core.constants import GENRES, ISTEST, ITEMID, LABEL, POS, TS, USERID
+from mlrec.core.constants import GENRES, ISTEST, ITEMID, LABEL, TS, USERID
 from mlrec.core.log import summary, timed
 from mlrec.core.paths import (
     FEATURES_SCRIPT,
@@ -113,7 +114,7 @@ def run_terms(paths: Paths, engine: str = "numpy") -> dict:
             io.write_parquet(latest, paths.user_counts)
             n_pit, n_latest = len(pit), len(latest)
         else:
-            io.read_parquet(paths.offline_imp, SPLIT_SCRIPT, columns=[POS])  # a missing split is named here
+            io.require(paths.offline_imp, SPLIT_SCRIPT)
             with _sql_engine(engine, paths) as sql:
                 sql_steps.register_lookups(sql, genres)
                 n_pit, n_latest = sql_steps.counts(sql, paths.offline_imp, paths.pit_counts, paths.user_counts)
@@ -205,26 +206,29 @@ def run_features(paths: Paths, cfg=None, engine: str = "numpy", seed_only: bool 
     with timed() as t:
         raw = _raw_dir(paths)
         users, genres = load_users(raw), item_genre_matrix(load_movies(raw))
-        fields = _seed_tables(paths, check_engine(engine), users, genres)
+        # numpy's seed tables and the served half both need the split: read once, and only if one asks
+        offline = functools.cache(functools.partial(io.read_parquet, paths.offline_imp, SPLIT_SCRIPT))
+        fields = _seed_tables(paths, check_engine(engine), users, genres, offline)
         if not seed_only:
-            fields |= _served_tables(paths, cfg, users, genres)
+            fields |= _served_tables(paths, cfg, users, genres, offline)
     fields |= dict(engine=engine, seconds=t["seconds"])
     summary(step_name(FEATURES_SCRIPT), paths.metrics, **fields)
     return fields
 
 
-def _seed_tables(paths: Paths, engine: str, users: pd.DataFrame, genres: np.ndarray) -> dict:
-    """The seed protocol's train/test tables and their meta, computed on ``engine``."""
+def _seed_tables(
+    paths: Paths, engine: str, users: pd.DataFrame, genres: np.ndarray, offline: Callable[[], pd.DataFrame]
+) -> dict:
+    """The seed protocol's train/test tables and their meta, computed on ``engine`` (numpy: from ``offline()``)."""
     extra = {"dataset": _dataset_name(paths)}
     if engine == "numpy":
-        offline = io.read_parquet(paths.offline_imp, SPLIT_SCRIPT)
         pit = io.read_parquet(paths.pit_counts, TERMS_SCRIPT)
         latest = io.read_parquet(paths.user_counts, TERMS_SCRIPT)
         meta, n_train, n_test = write_features(
-            users, genres, offline, pit, latest, paths.train_features, paths.test_features, extra
+            users, genres, offline(), pit, latest, paths.train_features, paths.test_features, extra
         )
     else:
-        io.read_parquet(paths.offline_imp, SPLIT_SCRIPT, columns=[POS])  # a missing split is named here
+        io.require(paths.offline_imp, SPLIT_SCRIPT)
         with _sql_engine(engine, paths) as sql:
             sql_steps.register_lookups(sql, genres, users)
             meta, n_train, n_test = sql_steps.seed_features(
@@ -240,7 +244,9 @@ def _seed_tables(paths: Paths, engine: str, users: pd.DataFrame, genres: np.ndar
     return dict(seed_features=meta.n_features, seed_train=n_train, seed_test=n_test)
 
 
-def _served_tables(paths: Paths, cfg, users: pd.DataFrame, genres: np.ndarray) -> dict:
+def _served_tables(
+    paths: Paths, cfg, users: pd.DataFrame, genres: np.ndarray, offline: Callable[[], pd.DataFrame]
+) -> dict:
     """The served ranker's examples (channel models refit at two moments), its meta and its Feast tables."""
     from mlrec.core.parallel import run_jobs
     from mlrec.core.settings import Settings
@@ -255,14 +261,14 @@ def _served_tables(paths: Paths, cfg, users: pd.DataFrame, genres: np.ndarray) -
     from mlrec.offline.rank_features import build_rank_matrix, serving_tables
 
     cfg = cfg or CandidateConfig()
-    offline = io.read_parquet(paths.offline_imp, SPLIT_SCRIPT)
+    offline_events = offline()
     n_users, n_items = _id_space(paths)
     catalogue = np.array(sorted(io.read_id_lists(paths.item_term, TERM_RECALL_SCRIPT)), dtype=np.int64)
     als = io.read_json(paths.retrieval_params, VECTOR_RECALL_SCRIPT)
     keys = (TRAIN_MOMENT, VAL_MOMENT)
     jobs = [
         (_moment_job, (events, labels, genres, n_users, n_items, catalogue, als, cfg, key))
-        for key, (events, labels) in zip(keys, training_moments(offline), strict=True)
+        for key, (events, labels) in zip(keys, training_moments(offline_events), strict=True)
     ]
     done = run_jobs(jobs, Settings.from_env().offline_workers)
     moments = {key: moment for key, (moment, _) in zip(keys, done, strict=True)}
@@ -274,7 +280,7 @@ def _served_tables(paths: Paths, cfg, users: pd.DataFrame, genres: np.ndarray) -
     meta.save(paths.feature_meta)
     user_table, item_table = serving_tables(
         meta,
-        entity_features(offline, genres, n_users, n_items),
+        entity_features(offline_events, genres, n_users, n_items),
         users,
         genres,
         np.sort(users[USERID].to_numpy()),
