@@ -53,12 +53,9 @@ RELEASES = {
 }
 
 
-def md5_of(path: Path, chunk: int = 1 << 20) -> str:
-    digest = hashlib.md5(usedforsecurity=False)
+def md5_of(path: Path) -> str:
     with Path(path).open("rb") as fh:
-        while block := fh.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
+        return hashlib.file_digest(fh, "md5").hexdigest()
 
 
 def _hint(name: str, target: Path) -> str:

@@ -13,7 +13,7 @@ import sys
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from mlrec.core import io
 from mlrec.core.errors import MlrecError
@@ -89,9 +89,7 @@ class DuckDBEngine:
         self.con.execute(f"CREATE OR REPLACE VIEW {view} AS SELECT * FROM read_parquet('{path}')")
 
     def register_frame(self, view: str, frame: pd.DataFrame) -> None:
-        self.con.register(f"{view}_frame", frame)
-        self.con.execute(f"CREATE OR REPLACE TEMP TABLE {view} AS SELECT * FROM {view}_frame")
-        self.con.unregister(f"{view}_frame")
+        self.con.register(view, frame)  # DuckDB scans the frame in place, no copy
 
     def materialize(self, view: str, sql: str) -> None:
         self.con.execute(f"CREATE OR REPLACE TEMP TABLE {view} AS {sql}")
@@ -145,7 +143,6 @@ class SparkEngine:
                 f"Spark did not start ({exc})", "Spark needs Java 17 or 21 on PATH or JAVA_HOME (`java -version`)"
             ) from exc
         self.spark.sparkContext.setLogLevel("ERROR")
-        self._persisted: list[Any] = []
 
     def _log4j(self) -> Path:
         """Spark's own logging at ERROR (its default profile prints start-up notices at WARN and INFO)."""
@@ -170,9 +167,7 @@ class SparkEngine:
     def materialize(self, view: str, sql: str) -> None:
         from pyspark import StorageLevel
 
-        frame = self.spark.sql(sql).persist(StorageLevel.MEMORY_AND_DISK)
-        self._persisted.append(frame)
-        frame.createOrReplaceTempView(view)
+        self.spark.sql(sql).persist(StorageLevel.MEMORY_AND_DISK).createOrReplaceTempView(view)
 
     def rows(self, sql: str) -> list[tuple]:
         return [tuple(row) for row in self.spark.sql(sql).collect()]
@@ -184,9 +179,7 @@ class SparkEngine:
             return io.consolidate_parquet(sorted(parts.glob("part-*.parquet")), path, dtypes)
 
     def close(self) -> None:
-        for frame in self._persisted:
-            frame.unpersist()
-        self.spark.stop()
+        self.spark.stop()  # drops the persisted tables with the session
 
 
 class _quiet_pyspark(warnings.catch_warnings):

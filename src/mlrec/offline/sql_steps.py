@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from mlrec.core.constants import ISTEST, ITEMID, LABEL, POS, TS, USERID
+from mlrec.data.movielens import RATING_DTYPES
 from mlrec.offline import prep_sql as q
 from mlrec.offline.engines import SqlEngine
 from mlrec.offline.feature_meta import FeatureMeta
@@ -22,10 +23,16 @@ from mlrec.offline.features import ISVAL, USER_CODES, candidate_features, keep_a
 from mlrec.offline.pit import COUNT_COLUMNS
 
 # the artifacts' dtypes (the numpy engine's); an engine's tables are cast to them
-OFFLINE_DTYPES = {USERID: "int32", ITEMID: "int32", LABEL: "int8", TS: "int64", POS: "int32", ISTEST: "int8"}
+OFFLINE_DTYPES = {
+    **{c: RATING_DTYPES[c] for c in (USERID, ITEMID)},
+    LABEL: "int8",
+    TS: RATING_DTYPES[TS],
+    POS: "int32",
+    ISTEST: "int8",
+}
 ONLINE_DTYPES = {k: v for k, v in OFFLINE_DTYPES.items() if k != ISTEST}
 PIT_DTYPES = dict.fromkeys(COUNT_COLUMNS, "uint8")
-LATEST_DTYPES = {USERID: "int32", **PIT_DTYPES}
+LATEST_DTYPES = {USERID: RATING_DTYPES[USERID], **PIT_DTYPES}
 
 
 def split(engine: SqlEngine, ratings: pd.DataFrame, offline_path: Path, online_path: Path) -> tuple[int, int]:
