@@ -8,6 +8,9 @@ BIN := $(VENV)/bin
 PYTHON := $(BIN)/python
 DATASET ?= $(or $(MLREC_DATASET),ml-100k)
 ENGINE ?= $(or $(MLREC_ENGINE),numpy)
+# single: one node per service; cluster: 3 Elasticsearch nodes, 2 feature servers, 2 Tritons, a Redis replica
+PROFILE ?= $(or $(MLREC_PROFILE),single)
+export MLREC_PROFILE := $(PROFILE)
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 SERVER_PORT ?= $(or $(MLREC_SERVER_PORT),5000)
@@ -86,7 +89,7 @@ lint: venv  ## ruff (lint + format check) and mypy on src/; CI runs it before th
 test-unit: venv  ## fast unit tests only
 	$(BIN)/pytest -m "not integration"
 
-services-up: venv  ## install (first time) and start Redis, Elasticsearch, Feast, Triton natively
+services-up: venv  ## install (first time) and start Redis, Elasticsearch, Feast, Triton natively (PROFILE=cluster: several nodes each)
 	$(PYTHON) -m mlrec_runtime up
 
 services-down: venv  ## stop what services-up started

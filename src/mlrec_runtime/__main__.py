@@ -6,29 +6,38 @@ import argparse
 import sys
 
 from mlrec.core.log import setup_logging
-from mlrec_runtime.manager import SERVICE_NAMES, down, status, up
+from mlrec.core.settings import Settings
+from mlrec_runtime.manager import down, service_names, status, up
 from mlrec_runtime.runtime import ServiceError
 
 
 def main(argv: list[str] | None = None) -> int:
+    settings = Settings.from_env()
+    known = service_names(settings)
     parser = argparse.ArgumentParser(prog="python -m mlrec_runtime", description=__doc__)
     parser.add_argument("command", choices=["up", "down", "status"])
     parser.add_argument(
-        "names", nargs="*", metavar="name", help=f"services to act on (default: all of {', '.join(SERVICE_NAMES)})"
+        "names",
+        nargs="*",
+        metavar="name",
+        help=f"services to act on (default: all of the {settings.profile} profile's: {', '.join(known)})",
     )
     args = parser.parse_args(argv)
-    unknown = sorted(set(args.names) - set(SERVICE_NAMES))
+    unknown = sorted(set(args.names) - set(known))
     if unknown:
-        parser.error(f"unknown service(s) {', '.join(unknown)}: choose from {', '.join(SERVICE_NAMES)}")
+        parser.error(
+            f"unknown service(s) {', '.join(unknown)} in the {settings.profile} profile (MLREC_PROFILE): "
+            f"choose from {', '.join(known)}"
+        )
     setup_logging()
     names = args.names or None
     try:
         if args.command == "up":
-            up(names=names)
+            up(settings, names=names)
         elif args.command == "down":
-            down(names=names)
+            down(settings, names=names)
         else:
-            rows = status(names=names)
+            rows = status(settings, names=names)
             for row in rows:
                 print(row.line())
             return 0 if all(r.state in ("running", "external") for r in rows) else 3

@@ -9,6 +9,10 @@ modules (apm, transport-netty4, x-pack-core, x-pack-security): there is no ``GET
 Painless scripting and no ``analysis-common`` analyzers. See docs/services.md.
 
 Elasticsearch refuses to run as root, so as root we run it as the system user ``mlrec-es``.
+
+The cluster profile runs three nodes of one cluster (``elasticsearch-1..3``) from the same unpacked
+distribution, each with its own config, data and ports (:meth:`Settings.es_node_ports`), bound to
+loopback like the single node, so Elasticsearch stays in development mode (no production bootstrap checks).
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import re
 import shutil
 import stat
 import subprocess
+import threading
 import zipfile
 from pathlib import Path
 
@@ -31,6 +36,8 @@ ES_ARTIFACT = f"org.elasticsearch.distribution.integ-test-zip:elasticsearch:{ES_
 ES_HEAP = "512m"
 ES_USER = "mlrec-es"
 MIN_JAVA = 17
+CLUSTER_NAME = "mlrec-cluster"
+_INSTALL_LOCK = threading.Lock()  # the cluster's nodes share one unpacked distribution: unpack it once
 
 
 def java_home() -> Path:
@@ -58,17 +65,35 @@ def es_auth(password: str, user: str = "elastic") -> tuple[str, str] | None:
     return (user, password) if password else None
 
 
+def node_name(node: int) -> str:
+    """Elasticsearch's ``node.name`` of the cluster profile's node ``node`` (0-based): es-1, es-2, ..."""
+    return f"es-{node + 1}"
+
+
 class ElasticsearchServer(Service):
+    """The single node (``node`` None) or node ``node`` (0-based) of the cluster profile."""
+
     name = "elasticsearch"
     start_timeout_s = 120.0
 
+    def __init__(self, settings, paths=None, node: int | None = None) -> None:
+        super().__init__(settings, paths)
+        self.node = node
+        if node is not None:
+            self.name = f"elasticsearch-{node + 1}"
+
     @property
     def port(self) -> int:
-        return self.settings.es_port
+        return self.settings.es_port if self.node is None else self.settings.es_node_ports(self.node)[0]
+
+    @property
+    def url(self) -> str:
+        return f"{self.settings.es_scheme}://{self.settings.host}:{self.port}"
 
     @property
     def home(self) -> Path:
-        return self.dir / f"elasticsearch-{ES_VERSION}"
+        """The unpacked distribution, shared by every node (each has its own config and data)."""
+        return self.settings.runtime_dir / "elasticsearch" / f"elasticsearch-{ES_VERSION}"
 
     @property
     def conf_dir(self) -> Path:
@@ -82,6 +107,13 @@ class ElasticsearchServer(Service):
         return (self.home / "bin" / "elasticsearch").is_file() and self.conf_dir.is_dir()
 
     def install(self) -> None:
+        with _INSTALL_LOCK:
+            if not (self.home / "bin" / "elasticsearch").is_file():
+                self._install_distribution()
+            if not self.conf_dir.is_dir():
+                shutil.copytree(self.home / "config", self.conf_dir)
+
+    def _install_distribution(self) -> None:
         if shutil.which("java") is None and not os.environ.get("ES_JAVA_HOME"):
             apt_install(self.name, ["openjdk-17-jre-headless"])
         java_home()
@@ -104,14 +136,12 @@ class ElasticsearchServer(Service):
                 cwd=self.download_dir,
             )  # a folder without pom.xml: mvn runs the goal standalone
         progress(self.name, f"unpacking {zip_path.name}")
-        self.dir.mkdir(parents=True, exist_ok=True)
+        self.home.parent.mkdir(parents=True, exist_ok=True)
         shutil.rmtree(self.home, ignore_errors=True)
         with zipfile.ZipFile(zip_path) as zf:
-            zf.extractall(self.dir)
+            zf.extractall(self.home.parent)
         for script in (self.home / "bin").iterdir():  # zipfile drops the executable bits
             script.chmod(0o755)
-        shutil.rmtree(self.conf_dir, ignore_errors=True)
-        shutil.copytree(self.home / "config", self.conf_dir)
 
     @property
     def security(self) -> bool:
@@ -123,10 +153,8 @@ class ElasticsearchServer(Service):
             (self.dir / sub).mkdir(parents=True, exist_ok=True)
         (self.conf_dir / "elasticsearch.yml").write_text(
             "# written by mlrec_runtime.elasticsearch_server on every start; edit there, not here\n"
-            "cluster.name: mlrec\n"
-            "node.name: mlrec-node\n"
-            "discovery.type: single-node\n"  # no cluster formation, no production bootstrap checks
-            f"network.host: {self.settings.host}\n"
+            + self._discovery()
+            + f"network.host: {self.settings.host}\n"
             f"http.port: {self.port}\n"
             f"path.data: {self.dir / 'data'}\n"
             f"path.logs: {self.dir / 'logs'}\n"
@@ -139,6 +167,21 @@ class ElasticsearchServer(Service):
             self._chown_to_es_user()
         if self.security:
             self._set_bootstrap_password()
+
+    def _discovery(self) -> str:
+        """The single node forms no cluster; a cluster node finds the others on their transport ports
+        and the three bootstrap the cluster together on its first start."""
+        if self.node is None:
+            return "cluster.name: mlrec\nnode.name: mlrec-node\ndiscovery.type: single-node\n"
+        nodes = range(self.settings.nodes("elasticsearch"))
+        seeds = ", ".join(f'"{self.settings.host}:{self.settings.es_node_ports(n)[1]}"' for n in nodes)
+        return (
+            f"cluster.name: {CLUSTER_NAME}\n"
+            f"node.name: {node_name(self.node)}\n"
+            f"transport.port: {self.settings.es_node_ports(self.node)[1]}\n"
+            f"discovery.seed_hosts: [{seeds}]\n"
+            f"cluster.initial_master_nodes: [{', '.join(node_name(n) for n in nodes)}]\n"
+        )
 
     def _keystore(self, *args: str, stdin: str | None = None) -> None:
         env = {**os.environ, "ES_PATH_CONF": str(self.conf_dir), "ES_JAVA_HOME": str(java_home())}
@@ -203,15 +246,19 @@ class ElasticsearchServer(Service):
         )
 
     def _health(self) -> dict | None:
-        return http_get_json(f"{self.settings.es_url}/_cluster/health", auth=es_auth(self.settings.es_password))
+        return http_get_json(f"{self.url}/_cluster/health", auth=es_auth(self.settings.es_password))
 
     def healthy(self) -> bool:
+        """Answers with a green or yellow cluster; a cluster node's cluster must be the profile's
+        (so a single node on the same port is never taken for node 1)."""
         health = self._health()
-        return health is not None and health.get("status") in ("green", "yellow")
+        if health is None or health.get("status") not in ("green", "yellow"):
+            return False
+        return self.node is None or health.get("cluster_name") == CLUSTER_NAME
 
     def version(self) -> str | None:
         nodes = http_get_json(
-            f"{self.settings.es_url}/_nodes/_local?filter_path=nodes.*.version", auth=es_auth(self.settings.es_password)
+            f"{self.url}/_nodes/_local?filter_path=nodes.*.version", auth=es_auth(self.settings.es_password)
         )
         if not nodes or not nodes.get("nodes"):
             return None

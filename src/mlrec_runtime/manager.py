@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 
 from mlrec.core.log import summary
 from mlrec.core.paths import Paths
@@ -21,31 +22,56 @@ from mlrec_runtime import runtime
 from mlrec_runtime.base import Service, progress
 from mlrec_runtime.elasticsearch_server import ElasticsearchServer
 from mlrec_runtime.feast_server import FeastPushServer, FeastServer
-from mlrec_runtime.redis_server import RedisServer
+from mlrec_runtime.redis_server import RedisReplica, RedisServer
 from mlrec_runtime.runtime import ServiceError, StartError
 from mlrec_runtime.triton_server import TritonServer
 
 log = logging.getLogger(__name__)
 
-SERVICE_NAMES = ("redis", "elasticsearch", "feast", "feast-push", "triton")
+SERVICE_NAMES = ("redis", "elasticsearch", "feast", "feast-push", "triton")  # the single profile's
+
+
+def _service_classes(settings: Settings) -> dict[str, Callable[[Settings, Paths | None], Service]]:
+    """name -> constructor of each service of ``settings.profile``, in start order.
+
+    The cluster profile: Redis and its replica, three Elasticsearch nodes of one cluster (instead of the
+    single node), two feature servers (plus the push server) and two Triton servers."""
+    if settings.profile != "cluster":
+        return {
+            "redis": RedisServer,
+            "elasticsearch": ElasticsearchServer,
+            "feast": FeastServer,
+            "feast-push": FeastPushServer,
+            "triton": TritonServer,
+        }
+    classes: dict[str, Callable[[Settings, Paths | None], Service]] = {"redis": RedisServer}
+    classes["redis-replica"] = RedisReplica
+    for node in range(settings.nodes("elasticsearch")):
+        classes[f"elasticsearch-{node + 1}"] = partial(ElasticsearchServer, node=node)
+    for node in range(settings.nodes("feast")):
+        name = f"feast-{node + 1}" if node else "feast"
+        classes[name] = partial(FeastServer, port=settings.feast_node_port(node), name=name)
+    classes["feast-push"] = FeastPushServer
+    for node in range(settings.nodes("triton")):
+        classes[f"triton-{node + 1}" if node else "triton"] = partial(TritonServer, node=node)
+    return classes
+
+
+def service_names(settings: Settings) -> tuple[str, ...]:
+    """Every service of ``settings.profile``, in start order."""
+    return tuple(_service_classes(settings))
 
 
 def make_services(settings: Settings, names: Iterable[str] | None = None, paths: Paths | None = None) -> list[Service]:
-    """Service objects for ``names`` (all of them by default), in start order."""
-    classes: dict[str, Callable[[Settings, Paths | None], Service]] = {
-        "redis": RedisServer,
-        "elasticsearch": ElasticsearchServer,
-        "feast": FeastServer,
-        "feast-push": FeastPushServer,
-        "triton": TritonServer,
-    }
-    names = list(names or SERVICE_NAMES)
+    """Service objects for ``names`` (all of the profile's by default), in start order."""
+    classes = _service_classes(settings)
+    names = list(names or classes)
     if not settings.feast_push_port or settings.feast_push_port == settings.feast_port:
         names = [n for n in names if n != "feast-push"]  # the worker pushes to the one feature server
     unknown = sorted(set(names) - set(classes))
     if unknown:
-        raise ValueError(f"unknown service(s) {unknown}: choose from {list(SERVICE_NAMES)}")
-    return [classes[name](settings, paths) for name in SERVICE_NAMES if name in names]
+        raise ValueError(f"unknown service(s) {unknown} in the {settings.profile} profile: choose from {list(classes)}")
+    return [build(settings, paths) for name, build in classes.items() if name in names]
 
 
 @dataclass(frozen=True)
@@ -60,7 +86,7 @@ class ServiceStatus:
     def line(self) -> str:
         ports = " ".join(f"{k}={v}" for k, v in self.ports.items())
         pid = f" pid={self.pid}" if self.pid else ""
-        return f"{self.name:<14} {self.state:<9} version={self.version or '-'} {ports}{pid} log={self.log}"
+        return f"{self.name:<16} {self.state:<9} version={self.version or '-'} {ports}{pid} log={self.log}"
 
 
 def service_status(service: Service) -> ServiceStatus:

@@ -137,3 +137,29 @@ class RedisServer(Service):
             return None
         match = re.search(rb"redis_version:([\w.]+)", text)
         return match.group(1).decode() if match else None
+
+
+class RedisReplica(RedisServer):
+    """The cluster profile's Redis replica (``redis-replica``): a live copy of the primary.
+
+    It follows every write of the primary (``replicaof``) and is read-only; what it buys is a warm
+    standby holding the data (promote it with ``REPLICAOF NO ONE`` if the primary's disk is lost) and a
+    place to read from. It does not take over by itself: that needs Redis Sentinel (docs/services.md)."""
+
+    name = "redis-replica"
+
+    @property
+    def port(self) -> int:
+        return self.settings.redis_replica_port
+
+    def _needs_aof_migration(self) -> bool:
+        return False  # a replica loads everything from its primary
+
+    def prepare(self) -> None:
+        super().prepare()
+        with self.config_path.open("a") as fh:
+            fh.write(f"replicaof {self.settings.host} {self.settings.redis_port}\nreplica-read-only yes\n")
+
+    def linked(self) -> bool:
+        """Whether the replica is connected to its primary and in sync."""
+        return b"master_link_status:up" in self._command(b"INFO replication")

@@ -123,7 +123,9 @@ def _reap(pid: int) -> None:
         os.waitpid(pid, os.WNOHANG)
 
 
-def stop(pid_path: Path, timeout_s: float = 30.0) -> bool:
+def stop(
+    pid_path: Path, timeout_s: float = 30.0, signals: tuple[signal.Signals, ...] = (signal.SIGTERM, signal.SIGKILL)
+) -> bool:
     """Stop the process group recorded in ``pid_path``; True if something was running.
 
     SIGTERM first (servers flush and exit cleanly), SIGKILL after ``timeout_s``.
@@ -132,7 +134,7 @@ def stop(pid_path: Path, timeout_s: float = 30.0) -> bool:
     if pid is None:
         pid_path.unlink(missing_ok=True)
         return False
-    for sig, wait_s in ((signal.SIGTERM, timeout_s), (signal.SIGKILL, 5.0)):
+    for sig, wait_s in zip(signals, (timeout_s, 5.0), strict=False):
         try:
             os.killpg(pid, sig)
         except ProcessLookupError:
@@ -146,6 +148,12 @@ def stop(pid_path: Path, timeout_s: float = 30.0) -> bool:
             time.sleep(0.1)
     pid_path.unlink(missing_ok=True)
     return True
+
+
+def kill(pid_path: Path, timeout_s: float = 10.0) -> bool:
+    """SIGKILL the process group recorded in ``pid_path`` (a crash, not a shutdown: nothing is flushed
+    and no peer is told); True if something was running. For failover drills; ``stop`` is the clean way."""
+    return stop(pid_path, timeout_s, signals=(signal.SIGKILL,))
 
 
 def _group_alive(pgid: int) -> bool:

@@ -20,6 +20,7 @@ import re
 import shutil
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 from mlrec_runtime.base import Service, apt_install, ensure_venv, http_get_json, venv_ready, venv_site_packages
@@ -29,6 +30,7 @@ PYTRITON_VERSION = "0.7.0"
 TRITON_VERSION = "2.51.0"  # the server inside nvidia-pytriton 0.7.0 (NGC release 24.10)
 TRITON_IMAGE_TAG = "24.10-py3"
 TRITON_REQUIREMENTS = [f"nvidia-pytriton=={PYTRITON_VERSION}", "numpy<2", "onnxruntime==1.32.0"]
+_INSTALL_LOCK = threading.Lock()  # the cluster profile's servers share one venv and backend folder
 
 
 def native_model_repository(triton_dir: Path) -> Path:
@@ -42,8 +44,18 @@ def docker_model_repository(triton_dir: Path) -> Path:
 
 
 class TritonServer(Service):
+    """Triton server ``node`` (0-based; the cluster profile runs two, ``triton`` and ``triton-2``).
+
+    Every server serves the same model repository; a loader loads the model on each."""
+
     name = "triton"
     start_timeout_s = 90.0
+
+    def __init__(self, settings, paths=None, node: int = 0) -> None:
+        super().__init__(settings, paths)
+        self.node = node
+        if node:
+            self.name = f"triton-{node + 1}"
 
     @property
     def venv(self) -> Path:
@@ -59,7 +71,7 @@ class TritonServer(Service):
 
     @property
     def backend_dir(self) -> Path:
-        return self.dir / "backends"
+        return self.settings.runtime_dir / "triton" / "backends"
 
     @property
     def model_repository(self) -> Path:
@@ -67,22 +79,21 @@ class TritonServer(Service):
 
     @property
     def port(self) -> int:
-        return self.settings.triton_http_port
+        return self.ports["http"]
 
     @property
     def ports(self) -> dict[str, int]:
-        return {
-            "http": self.settings.triton_http_port,
-            "grpc": self.settings.triton_grpc_port,
-            "metrics": self.settings.triton_metrics_port,
-        }
+        return self.settings.triton_node_ports(self.node)
 
     def is_installed(self) -> bool:
         return venv_ready(self.venv, TRITON_REQUIREMENTS) and (self.backend_dir / "python").is_dir()
 
     def install(self) -> None:
-        ensure_venv(self.name, self.venv, TRITON_REQUIREMENTS)
-        self._assemble_backends()
+        with _INSTALL_LOCK:
+            if self.is_installed():  # another server of the cluster profile installed it meanwhile
+                return
+            ensure_venv("triton", self.venv, TRITON_REQUIREMENTS)
+            self._assemble_backends()
 
     def _assemble_backends(self) -> None:
         """``backends/python/`` = the wheel's Python backend + the stub for this Python version."""
@@ -118,7 +129,7 @@ class TritonServer(Service):
         self.model_repository.mkdir(parents=True, exist_ok=True)
 
     def process(self) -> ProcessSpec:
-        s = self.settings
+        s, ports = self.settings, self.ports
         argv = [
             str(self.binary),
             f"--model-repository={self.model_repository}",
@@ -126,11 +137,11 @@ class TritonServer(Service):
             "--model-control-mode=explicit",
             "--load-model=*",  # whatever models exist at start; later ones via load_model
             f"--http-address={s.host}",
-            f"--http-port={s.triton_http_port}",
+            f"--http-port={ports['http']}",
             f"--grpc-address={s.host}",
-            f"--grpc-port={s.triton_grpc_port}",
+            f"--grpc-port={ports['grpc']}",
             f"--metrics-address={s.host}",
-            f"--metrics-port={s.triton_metrics_port}",
+            f"--metrics-port={ports['metrics']}",
             "--allow-gpu-metrics=false",
             "--exit-on-error=false",  # one broken model must not take the server (and the others) down
             # server readiness = the server is up; a model's readiness is asked per model. With the
@@ -141,9 +152,13 @@ class TritonServer(Service):
         env = {"LD_LIBRARY_PATH": str(self.wheel_dir / "nvidia_pytriton.libs"), "PYTHONPATH": str(self.wheel_dir)}
         return ProcessSpec(self.name, argv, self.log_path, self.pid_path, env=env)
 
+    @property
+    def http_url(self) -> str:
+        return f"http://{self.settings.host}:{self.port}"
+
     def healthy(self) -> bool:
-        return http_get_json(f"{self.settings.triton_http_url}/v2/health/ready") is not None
+        return http_get_json(f"{self.http_url}/v2/health/ready") is not None
 
     def version(self) -> str | None:
-        meta = http_get_json(f"{self.settings.triton_http_url}/v2")
+        meta = http_get_json(f"{self.http_url}/v2")
         return meta.get("version") if meta else None

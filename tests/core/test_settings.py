@@ -3,7 +3,7 @@ from pathlib import Path
 import pytest
 
 from mlrec.core.paths import Paths
-from mlrec.core.settings import Settings, read_env_file
+from mlrec.core.settings import Settings, SettingsError, read_env_file
 
 
 def test_defaults_are_the_standard_ports():
@@ -62,3 +62,44 @@ def test_bad_value_is_a_user_error_with_a_hint():
     with pytest.raises(MlrecError) as err:
         Settings.from_env({"MLREC_PROGRESS": "maybe"}, env_file=None)
     assert "MLREC_PROGRESS='maybe'" in err.value.message and "1/0" in err.value.hint
+
+
+def test_single_profile_has_one_node_per_tier():
+    s = Settings.from_env({}, env_file=None)
+    assert s.es_urls == ["http://127.0.0.1:9200"] and s.feast_urls == ["http://127.0.0.1:6566"]
+    assert s.triton_grpc_urls == ["127.0.0.1:8001"] and s.redis_replica is None
+    assert (s.es_url, s.feast_url, s.triton_grpc_url) == (s.es_urls[0], s.feast_urls[0], s.triton_grpc_urls[0])
+
+
+def test_cluster_profile_ports_follow_the_first_nodes():
+    s = Settings.from_env({"MLREC_PROFILE": "cluster", "MLREC_ES_PORT": "9250"}, env_file=None)
+    assert s.es_urls == ["http://127.0.0.1:9250", "http://127.0.0.1:9251", "http://127.0.0.1:9252"]
+    assert [s.es_node_ports(n)[1] for n in range(3)] == [9300, 9301, 9302]
+    assert s.feast_urls == ["http://127.0.0.1:6566", "http://127.0.0.1:6568"]  # 6567 is the push server's
+    assert s.feast_push_url == "http://127.0.0.1:6567"
+    assert s.triton_grpc_urls == ["127.0.0.1:8001", "127.0.0.1:8011"]
+    assert s.triton_node_ports(1) == {"http": 8010, "grpc": 8011, "metrics": 8012}
+    assert s.redis_replica == ("127.0.0.1", 6380)
+
+
+def test_host_lists_win_over_the_profile():
+    s = Settings.from_env(
+        {
+            "MLREC_PROFILE": "cluster",
+            "MLREC_ES_HOSTS": "http://elasticsearch:9200, http://es-2:9200,http://es-3:9200",
+            "MLREC_FEAST_HOSTS": "http://feast:6566,http://feast-2:6566",
+            "MLREC_TRITON_HOSTS": "triton:8001,triton-2:8001",
+            "MLREC_REDIS_REPLICA_HOST": "redis-replica:6379",
+            "MLREC_FEAST_PUSH_HOST": "http://feast-push:6566",
+        },
+        env_file=None,
+    )
+    assert s.es_urls == ["http://elasticsearch:9200", "http://es-2:9200", "http://es-3:9200"]
+    assert s.feast_urls == ["http://feast:6566", "http://feast-2:6566"]
+    assert s.triton_grpc_urls == ["triton:8001", "triton-2:8001"]
+    assert s.redis_replica == ("redis-replica", 6379) and s.feast_push_url == "http://feast-push:6566"
+
+
+def test_unknown_profile_is_a_named_error():
+    with pytest.raises(SettingsError, match="MLREC_PROFILE"):
+        Settings.from_env({"MLREC_PROFILE": "mesh"}, env_file=None)

@@ -27,3 +27,6 @@ STAGES = (STAGE_REDIS, STAGE_ES, STAGE_FEAST, STAGE_ASSEMBLE, STAGE_TRITON)
 TOTAL = "total"
 # The service behind each remote stage, as named in 503 bodies and /healthz.
 DEPENDENCIES = {STAGE_REDIS: "redis", STAGE_ES: "elasticsearch", STAGE_FEAST: "feast", STAGE_TRITON: "triton"}
+
+# POST /ml/rec's answer: {"userid": N, ITEM_LIST: [{"itemid": i, "score": s}, ...]}, best first
+ITEM_LIST = "item_list"

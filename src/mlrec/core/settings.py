@@ -20,6 +20,14 @@ REPO_ROOT = Path(__file__).resolve().parents[3]
 ENV_FILE = REPO_ROOT / ".env"
 DEFAULT_DATA_DIR = REPO_ROOT / "data_exchange_center"
 FEAST_CLI_MODES = ("auto", "native", "docker")  # how loaders run `feast apply` / `materialize`
+PROFILES = ("single", "cluster")  # one node per service, or the scaled-out shape (docs/services.md)
+# The cluster profile's shape and where each extra node listens, relative to the tier's first port, so
+# the native runtime, docker-compose.yml's cluster profile and the clients agree on one table.
+CLUSTER_NODES = {"elasticsearch": 3, "feast": 2, "triton": 2}
+ES_NODE_PORT_STEP = 1  # Elasticsearch node i: HTTP es_port + i, transport es_transport_port + i
+FEAST_NODE_PORT_STEP = 2  # feature server i: feast_port + 2i (feast_port + 1 is the push server's)
+TRITON_NODE_PORT_STEP = 10  # Triton server i: each of its HTTP, gRPC and metrics ports + 10i
+REDIS_REPLICA_PORT_OFFSET = 1  # the replica: redis_port + 1
 
 
 class SettingsError(MlrecError, ValueError):
@@ -46,6 +54,7 @@ class Settings:
     redis_port: int = 6379
     redis_db: int = 0  # tests use another db so they never touch the demo's users
     es_port: int = 9200
+    es_transport_port: int = 9300  # node-to-node traffic of the cluster profile's Elasticsearch nodes
     es_user: str = "elastic"
     es_password: str = field(default="", repr=False)
     es_scheme: str = "http"
@@ -59,8 +68,18 @@ class Settings:
     triton_metrics_port: int = 8002
     triton_model: str = "ml_rec"
     server_port: int = 5000  # the Flask recommender (POST /ml/rec)
+    profile: str = "single"  # or "cluster": 3 Elasticsearch nodes, 2 feature servers, 2 Tritons, a Redis replica
+    # Where the clients find each tier's nodes, comma-separated, when not on ``host`` at the profile's ports
+    # (e.g. docker-compose's recommender containers: http://elasticsearch:9200,http://es-2:9200,...).
+    es_hosts: str = ""  # Elasticsearch URLs
+    feast_hosts: str = ""  # feature server URLs
+    triton_hosts: str = ""  # Triton gRPC host:port
+    redis_replica_host: str = ""  # host:port of the Redis replica
+    feast_push_host: str = ""  # the push server's URL (default: host at feast_push_port)
     runtime_dir: Path = REPO_ROOT / ".runtime"
     timeout_s: float = 2.0  # per call to any service from the online path
+    # all of one POST /ml/rec, failovers included: a call gets min(timeout_s, what is left of it)
+    request_budget_s: float = 4.0
     es_ca_path: str = ""  # CA bundle for an https Elasticsearch; certificates are always verified over https
     admin_token: str = field(default="", repr=False)  # bearer token for /admin/*; unset = /admin/* is off
     max_body_bytes: int = 64 * 1024  # larger request bodies get 413
@@ -115,6 +134,7 @@ class Settings:
             redis_port=get("MLREC_REDIS_PORT", d.redis_port),
             redis_db=get("MLREC_REDIS_DB", d.redis_db),
             es_port=get("MLREC_ES_PORT", d.es_port),
+            es_transport_port=get("MLREC_ES_TRANSPORT_PORT", d.es_transport_port),
             es_user=get("MLREC_ES_USER", d.es_user),
             es_password=get("ELASTIC_PASSWORD", d.es_password),
             es_scheme=get("MLREC_ES_SCHEME", d.es_scheme),
@@ -126,8 +146,15 @@ class Settings:
             triton_metrics_port=get("MLREC_TRITON_METRICS_PORT", d.triton_metrics_port),
             triton_model=get("MLREC_TRITON_MODEL", d.triton_model),
             server_port=get("MLREC_SERVER_PORT", d.server_port),
+            profile=get("MLREC_PROFILE", d.profile),
+            es_hosts=get("MLREC_ES_HOSTS", d.es_hosts),
+            feast_hosts=get("MLREC_FEAST_HOSTS", d.feast_hosts),
+            triton_hosts=get("MLREC_TRITON_HOSTS", d.triton_hosts),
+            redis_replica_host=get("MLREC_REDIS_REPLICA_HOST", d.redis_replica_host),
+            feast_push_host=get("MLREC_FEAST_PUSH_HOST", d.feast_push_host),
             runtime_dir=Path(get("MLREC_RUNTIME_DIR", str(d.runtime_dir))),
             timeout_s=get("MLREC_TIMEOUT_S", d.timeout_s),
+            request_budget_s=get("MLREC_REQUEST_BUDGET_S", d.request_budget_s),
             es_ca_path=get("MLREC_ES_CA_PATH", d.es_ca_path),
             admin_token=get("MLREC_ADMIN_TOKEN", d.admin_token),
             max_body_bytes=get("MLREC_MAX_BODY_BYTES", d.max_body_bytes),
@@ -148,9 +175,69 @@ class Settings:
             feast_cli=get("MLREC_FEAST_CLI", d.feast_cli),
         )
 
+    def __post_init__(self) -> None:
+        if self.profile not in PROFILES:
+            raise SettingsError(
+                f"MLREC_PROFILE={self.profile!r} is not a profile", f"set it to one of {', '.join(PROFILES)}"
+            )
+
+    # -- the nodes of each tier (one each in the single profile) ---------------------------------------
+    def nodes(self, tier: str) -> int:
+        """How many nodes ``tier`` (elasticsearch, feast, triton) has in this profile."""
+        return CLUSTER_NODES[tier] if self.profile == "cluster" else 1
+
+    def es_node_ports(self, node: int) -> tuple[int, int]:
+        """(HTTP, transport) port of Elasticsearch node ``node`` (0-based) of the cluster profile."""
+        return self.es_port + node * ES_NODE_PORT_STEP, self.es_transport_port + node * ES_NODE_PORT_STEP
+
+    def feast_node_port(self, node: int) -> int:
+        return self.feast_port + node * FEAST_NODE_PORT_STEP
+
+    def triton_node_ports(self, node: int) -> dict[str, int]:
+        step = node * TRITON_NODE_PORT_STEP
+        return {
+            "http": self.triton_http_port + step,
+            "grpc": self.triton_grpc_port + step,
+            "metrics": self.triton_metrics_port + step,
+        }
+
+    @property
+    def redis_replica_port(self) -> int:
+        return self.redis_port + REDIS_REPLICA_PORT_OFFSET
+
+    @property
+    def es_urls(self) -> list[str]:
+        """Every Elasticsearch node the clients use (the first is :attr:`es_url`)."""
+        if self.es_hosts:
+            return _split(self.es_hosts)
+        ports = [self.es_node_ports(i)[0] for i in range(self.nodes("elasticsearch"))]
+        return [f"{self.es_scheme}://{self.host}:{port}" for port in ports]
+
+    @property
+    def feast_urls(self) -> list[str]:
+        """Every feature server ``POST /ml/rec`` reads from."""
+        if self.feast_hosts:
+            return _split(self.feast_hosts)
+        return [f"http://{self.host}:{self.feast_node_port(i)}" for i in range(self.nodes("feast"))]
+
+    @property
+    def triton_grpc_urls(self) -> list[str]:
+        """Every Triton server's gRPC address (each one serves the model)."""
+        if self.triton_hosts:
+            return _split(self.triton_hosts)
+        return [f"{self.host}:{self.triton_node_ports(i)['grpc']}" for i in range(self.nodes("triton"))]
+
+    @property
+    def redis_replica(self) -> tuple[str, int] | None:
+        """(host, port) of the Redis replica: the cluster profile's or ``MLREC_REDIS_REPLICA_HOST``."""
+        if self.redis_replica_host:
+            host, _, port = self.redis_replica_host.rpartition(":")
+            return host, int(port)
+        return (self.host, self.redis_replica_port) if self.profile == "cluster" else None
+
     @property
     def es_url(self) -> str:
-        return f"{self.es_scheme}://{self.host}:{self.es_port}"
+        return self.es_urls[0]
 
     @property
     def server_url(self) -> str:
@@ -158,16 +245,23 @@ class Settings:
 
     @property
     def feast_url(self) -> str:
-        return f"http://{self.host}:{self.feast_port}"
+        return self.feast_urls[0]
 
     @property
     def feast_push_url(self) -> str:
-        return f"http://{self.host}:{self.feast_push_port or self.feast_port}"
+        if self.feast_push_host:
+            return self.feast_push_host
+        return f"http://{self.host}:{self.feast_push_port}" if self.feast_push_port else self.feast_url
 
     @property
     def triton_grpc_url(self) -> str:
-        return f"{self.host}:{self.triton_grpc_port}"
+        return self.triton_grpc_urls[0]
 
     @property
     def triton_http_url(self) -> str:
         return f"http://{self.host}:{self.triton_http_port}"
+
+
+def _split(hosts: str) -> list[str]:
+    """``a, b,c`` -> [a, b, c] (a comma-separated host list from the environment)."""
+    return [h.strip() for h in hosts.split(",") if h.strip()]

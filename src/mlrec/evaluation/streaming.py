@@ -23,6 +23,7 @@ import requests
 from tqdm import tqdm
 
 from mlrec.core.constants import CLICK_RATING_THRESHOLD, ITEMID, LABEL, TS, USERID
+from mlrec.core.contracts import ITEM_LIST
 from mlrec.evaluation.errors import EvaluationError
 from mlrec.online import redis_store
 
@@ -64,7 +65,7 @@ def _ask(session: requests.Session, url: str, userid: int, k: int) -> list[int]:
     resp = session.post(f"{url}/ml/rec", json={"userid": userid, "size": k}, timeout=30)
     if resp.status_code != 200:
         raise EvaluationError(f"POST {url}/ml/rec for {userid}: HTTP {resp.status_code} {resp.text[:200]!r}")
-    return [int(it["itemid"]) for it in resp.json()["item_list"]]
+    return [int(it["itemid"]) for it in resp.json()[ITEM_LIST]]
 
 
 def _post(session: requests.Session, url: str, userid: int, row, j: int) -> None:

@@ -41,6 +41,7 @@ def load_es(paths: Paths, settings: Settings) -> dict:
     fields = dict(
         index=result.index,
         documents=result.documents,
+        replicas=result.replicas,
         replaced=len(result.replaced),
         term_check=f"{hits}/{true_count}",
         knn_top10_overlap=len(set(knn) & set(brute)),

@@ -39,22 +39,25 @@ def load_triton(paths: Paths, settings: Settings, repo_root: Path | None = None)
         with torch.no_grad():
             torch_scores = wrapped(torch.from_numpy(x)).numpy().reshape(-1)
         onnx_diff = float(np.abs(onnx_scores - torch_scores).max())
-        ranker = TritonRanker(settings.triton_grpc_url, settings.triton_model, timeout_s=10.0)
-        ranker.load()
-        if not ranker.ready():
-            raise LoadCheckError(
-                f"triton: model {settings.triton_model} not ready after load",
-                "see the Triton log (`make services-status` names it) for why the model failed to load",
-            )
+        for url in settings.triton_grpc_urls:  # every server of the tier serves the same model
+            ranker = TritonRanker(url, settings.triton_model, timeout_s=10.0)
+            ranker.load()
+            if not ranker.ready():
+                raise LoadCheckError(
+                    f"triton: model {settings.triton_model} not ready at {url} after load",
+                    "see the Triton log (`make services-status` names it) for why the model failed to load",
+                )
+            ranker.close()
     print(
         f"triton check: ONNX vs PyTorch max |diff| {onnx_diff:.2e} on {len(x)} candidate rows; "
-        f"model {settings.triton_model} ready at {settings.triton_grpc_url}"
+        f"model {settings.triton_model} ready at {', '.join(settings.triton_grpc_urls)}"
     )
     fields = dict(
         onnx=str(onnx_path),
         docker_repo=str(docker_repo),
         native_repo=str(native_repo),
         onnx_max_diff=onnx_diff,
+        servers=len(settings.triton_grpc_urls),
         seconds=t["seconds"],
     )
     summary(step_name(TRITON_SCRIPT), paths.metrics, **fields)

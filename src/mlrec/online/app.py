@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 from flask import Blueprint, Flask, Request, Response, current_app, jsonify, request
 
+from mlrec.core.contracts import ITEM_LIST
 from mlrec.core.log import setup_logging
 from mlrec.core.paths import Paths
 from mlrec.core.settings import Settings
@@ -43,10 +44,10 @@ from mlrec.online.errors import (
     checked_int,
 )
 from mlrec.online.events import parse_events
-from mlrec.online.feast_store import FeastClient
+from mlrec.online.feast_store import FeastPool
 from mlrec.online.openapi import MAX_JSON_DEPTH, REC_REQUEST, build_spec
 from mlrec.online.recommender import Recommender, RecResult
-from mlrec.online.triton_ranker import TritonRanker
+from mlrec.online.triton_ranker import TritonPool
 
 log = logging.getLogger(__name__)
 bp = Blueprint("ml", __name__)
@@ -54,17 +55,23 @@ admin = Blueprint("admin", __name__, url_prefix="/admin")
 
 
 def build_recommender(settings: Settings, paths: Paths) -> Recommender:
-    """One client per service, each with the per-call timeout from settings."""
+    """One client per service node, each with the per-call timeout from settings, and the request budget.
+
+    Elasticsearch's client retries on another node (connection errors and timeouts), at most once per
+    other node: with one node, a dead Elasticsearch fails within one timeout."""
     timeout = settings.timeout_s
+    es_retries = len(settings.es_urls) - 1
     return Recommender(
         meta=FeatureMeta.load(paths.feature_meta),
         redis_client=redis_store.connect(settings, timeout),
-        es=es_index.connect(settings, timeout=timeout).options(max_retries=0),
+        es=es_index.connect(settings, timeout=timeout).options(max_retries=es_retries, retry_on_timeout=True),
         es_alias=settings.es_index,
-        feast=FeastClient(settings.feast_url, timeout_s=timeout),
-        ranker=TritonRanker(settings.triton_grpc_url, settings.triton_model, timeout_s=timeout),
+        feast=FeastPool(settings.feast_urls, timeout_s=timeout),
+        ranker=TritonPool(settings.triton_grpc_urls, settings.triton_model, timeout_s=timeout),
         item_genres=paths.item_genres,
         event_wait_s=settings.event_wait_s,
+        budget_s=settings.request_budget_s,
+        timeout_s=timeout,
     )
 
 
@@ -199,7 +206,7 @@ def parse_request(req: Request) -> tuple[int, int]:
 def _response(result: RecResult) -> Response:
     body: dict[str, Any] = {
         "userid": result.userid,
-        "item_list": [{"itemid": it.itemid, "score": it.score} for it in result.items],
+        ITEM_LIST: [{"itemid": it.itemid, "score": it.score} for it in result.items],
     }
     if result.fallback:
         body["fallback"] = result.fallback

@@ -7,7 +7,9 @@ quantized default of recent 8.x releases, so scores are the model's own.
 
 Every load writes a brand-new index and then moves the alias to it in one atomic
 ``update_aliases`` call; readers never see a half-loaded index, and a failed load leaves the
-previous index serving.
+previous index serving. On a cluster the index has one primary shard and a replica on every other
+data node (2 on the cluster profile's 3 nodes), and the alias moves only once every copy is
+allocated (green): any one node can then die without losing a search.
 """
 
 from __future__ import annotations
@@ -30,15 +32,16 @@ from mlrec.offline.channels import KNN_BOOST, TERM_BOOST
 
 log = logging.getLogger(__name__)
 VECTOR = "item_vector"
+REPLICA_WAIT_S = 60  # how long a load waits for the new index's replicas before it gives up
 
 
 class IndexLoadError(MlrecError, RuntimeError):
     """The new index did not receive every document; the alias still points at the old one."""
 
 
-def index_body(dims: int = EMB_DIM) -> dict:
+def index_body(dims: int = EMB_DIM, replicas: int = 0) -> dict:
     return {
-        "settings": {"number_of_shards": 1, "number_of_replicas": 0},
+        "settings": {"number_of_shards": 1, "number_of_replicas": replicas},
         "mappings": {
             "dynamic": "strict",
             "properties": {
@@ -57,7 +60,11 @@ def index_body(dims: int = EMB_DIM) -> dict:
 
 
 def connect(settings, timeout: float | None = None) -> Elasticsearch:
-    """A client for ``settings.es_url``; basic auth only when a password is configured.
+    """A client for every node in ``settings.es_urls``; basic auth only when a password is configured.
+
+    With several nodes the client (elastic-transport) spreads requests over them, sets a node that
+    fails aside with a growing backoff, and retries a failed request on another node (up to its
+    ``max_retries``, 3 by default; the server sets it per tier).
 
     Over https the server's certificate is always verified (a password sent to an unverified
     server is a password given away), against ``settings.es_ca_path`` when set (Elasticsearch's
@@ -75,7 +82,7 @@ def connect(settings, timeout: float | None = None) -> Elasticsearch:
                 )
             tls["ca_certs"] = settings.es_ca_path
     return Elasticsearch(
-        settings.es_url,
+        settings.es_urls,
         basic_auth=auth,
         request_timeout=timeout or settings.timeout_s,
         **tls,
@@ -96,14 +103,17 @@ class LoadResult:
     index: str
     documents: int
     replaced: list[str]
+    replicas: int = 0
 
 
 def load_items(
     es: Elasticsearch, alias: str, item_terms: Mapping[int, Sequence[int] | np.ndarray], vectors: np.ndarray
 ) -> LoadResult:
-    """Bulk-load every item into a new index, refresh, verify the count, then swap the alias."""
+    """Bulk-load every item into a new index, refresh, verify the count, wait for every replica,
+    then swap the alias."""
     index = f"{alias}_{time.strftime('%Y%m%d%H%M%S')}_{uuid.uuid4().hex[:6]}"
-    es.options(request_timeout=60).indices.create(index=index, **index_body(vectors.shape[1]))
+    replicas = int(es.cluster.health()["number_of_data_nodes"]) - 1  # a copy on every data node
+    es.options(request_timeout=60).indices.create(index=index, **index_body(vectors.shape[1], replicas))
     try:
         ok = 0
         bar = tqdm(total=len(item_terms), desc="es items", unit="doc", disable=None)
@@ -120,6 +130,16 @@ def load_items(
                 f"index {index}: {count} documents, expected {len(item_terms)}",
                 "the alias still points at the previous index; re-run the loader and check the Elasticsearch log",
             )
+        health = es.options(request_timeout=REPLICA_WAIT_S + 10, ignore_status=408).cluster.health(
+            index=index, wait_for_status="green", timeout=f"{REPLICA_WAIT_S}s"
+        )
+        if health.get("status") != "green":
+            raise IndexLoadError(
+                f"index {index}: {replicas} replica(s) not allocated within {REPLICA_WAIT_S} s "
+                f"({health.get('unassigned_shards')} shard copies unassigned)",
+                "the alias still points at the previous index; check that every node is up "
+                "(`make services-status`) and has disk space, then re-run the loader",
+            )
     except Exception:
         es.indices.delete(index=index, ignore_unavailable=True)
         raise
@@ -129,7 +149,7 @@ def load_items(
     )
     for o in old:
         es.indices.delete(index=o, ignore_unavailable=True)
-    return LoadResult(index=index, documents=count, replaced=old)
+    return LoadResult(index=index, documents=count, replaced=old, replicas=replicas)
 
 
 def hybrid_query(terms: list[int], vector: np.ndarray, exclude: np.ndarray, k: int, num_candidates: int = 1000) -> dict:

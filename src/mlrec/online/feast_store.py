@@ -25,6 +25,7 @@ from mlrec.core import io
 from mlrec.core.constants import ITEMID, USERID
 from mlrec.core.contracts import FEAST_ITEM_SERVICE, FEAST_USER_PUSH, FEAST_USER_SERVICE
 from mlrec.core.paths import FEATURES_SCRIPT, Paths
+from mlrec.online.failover import Deadline, NodePool
 
 USER_SERVICE, ITEM_SERVICE = FEAST_USER_SERVICE, FEAST_ITEM_SERVICE  # short names for this module's callers
 
@@ -181,3 +182,36 @@ class FeastClient:
             else:
                 out[name] = np.array([np.nan if v is None else v for v in values], dtype=np.float32)
         return out
+
+
+class FeastPool:
+    """The tier's feature servers behind :class:`FeastClient`'s reading calls: each read goes to the next
+    server in turn, and one that does not answer is stepped over (:class:`~mlrec.online.failover.NodePool`).
+
+    Every server reads the same registry file and online store, so any of them gives the same answer."""
+
+    def __init__(self, urls: list[str], timeout_s: float = 2.0, pool_size: int = 16) -> None:
+        self.clients = [FeastClient(url, timeout_s=timeout_s, pool_size=pool_size) for url in urls]
+        self.pool: NodePool[FeastClient] = NodePool(self.clients)
+        self.timeout_s = timeout_s
+        self.url = ",".join(urls)
+
+    def forget(self) -> None:
+        for client in self.clients:
+            client.forget()
+
+    def get(
+        self,
+        service: str,
+        key: str,
+        ids: list[int] | np.ndarray,
+        timeout_s: float | None = None,
+        deadline: Deadline | None = None,
+    ) -> dict[str, np.ndarray]:
+        """:meth:`FeastClient.get` on the first server that answers, within ``deadline`` when given."""
+        return self.pool.call(
+            lambda client, t: client.get(service, key, ids, timeout_s=t),
+            (FeastUnreachable,),
+            deadline,
+            timeout_s or self.timeout_s,
+        )

@@ -9,6 +9,11 @@ Each hop is timed (the timings become the ``Server-Timing`` header and Prometheu
 each hop's client errors become one :class:`DependencyUnavailable` naming that hop, so a dead or
 slow service yields a 503 that says which one — never a hang (every client has a timeout) and
 never a stack trace to the caller.
+
+A tier may have several nodes (the cluster profile): the Elasticsearch client retries on another node,
+and the Feast and Triton pools (:mod:`mlrec.online.failover`) step over a node that does not answer, all
+within one time budget per request (:class:`~mlrec.online.failover.Deadline`); a 503 then means every
+node of that tier failed, or the budget ran out in that tier.
 """
 
 from __future__ import annotations
@@ -48,16 +53,17 @@ from mlrec.online.assemble import FeatureAssembler
 from mlrec.online.errors import CatalogueMissing, DependencyUnavailable
 from mlrec.online.event_worker import submit
 from mlrec.online.events import Applied, Event
-from mlrec.online.feast_store import FeastClient, FeastError
-from mlrec.online.triton_ranker import TritonError, TritonRanker
+from mlrec.online.failover import BudgetSpent, Deadline
+from mlrec.online.feast_store import FeastError, FeastPool
+from mlrec.online.triton_ranker import TritonError, TritonPool
 
 log = logging.getLogger(__name__)
 # The client errors that mean "this stage's service is down or too slow" (-> 503 naming it).
 _ERRORS: dict[str, tuple[type[Exception], ...]] = {
-    STAGE_REDIS: (redis.RedisError,),
-    STAGE_ES: (elasticsearch.ApiError, elasticsearch.TransportError),
-    STAGE_FEAST: (FeastError,),
-    STAGE_TRITON: (TritonError,),
+    STAGE_REDIS: (redis.RedisError, BudgetSpent),
+    STAGE_ES: (elasticsearch.ApiError, elasticsearch.TransportError, BudgetSpent),
+    STAGE_FEAST: (FeastError, BudgetSpent),
+    STAGE_TRITON: (TritonError, BudgetSpent),
 }
 ITEM_FETCH_TIMEOUT_S = 30.0  # the catalogue's item features, fetched once at start and on refresh
 POPULAR = "popular"  # RecResult.fallback for a user the system has never seen
@@ -87,11 +93,12 @@ class RecResult:
 
 
 class StageTimer:
-    """Wall time per stage in milliseconds, plus ``total``."""
+    """Wall time per stage in milliseconds, plus ``total``; and the request's :class:`Deadline` (None: no budget)."""
 
-    def __init__(self) -> None:
+    def __init__(self, budget_s: float | None = None) -> None:
         self.ms: dict[str, float] = {}
         self._start = time.perf_counter()
+        self.deadline = Deadline(budget_s) if budget_s else None
 
     @contextmanager
     def stage(self, name: str) -> Iterator[None]:
@@ -115,8 +122,10 @@ class StageTimer:
 class Retriever:
     """The recall half of the chain: Redis and Elasticsearch only (the evaluation uses it alone)."""
 
-    def __init__(self, redis_client: redis.Redis, es: elasticsearch.Elasticsearch, es_alias: str) -> None:
-        self.redis, self.es, self.es_alias = redis_client, es, es_alias
+    def __init__(
+        self, redis_client: redis.Redis, es: elasticsearch.Elasticsearch, es_alias: str, timeout_s: float = 2.0
+    ) -> None:
+        self.redis, self.es, self.es_alias, self.timeout_s = redis_client, es, es_alias, timeout_s
 
     def recall(self, userid: int, timer: StageTimer | None = None) -> Recall | None:
         """Every channel's list and their union for a known user; None for a user Redis does not hold.
@@ -135,8 +144,11 @@ class Retriever:
                 return None, popular
             neighbours = redis_store.read_neighbour_channels(self.redis, user.recent, NEIGHBOUR_CHANNELS)
         with timer.stage(STAGE_ES):
+            es = self.es
+            if timer.deadline is not None:  # each node's attempt gets what is left of the budget, at most
+                es = es.options(request_timeout=timer.deadline.timeout(self.timeout_s))
             es_ids, es_scores = es_index.hybrid_search(
-                self.es, self.es_alias, user.terms, user.vector, user.seen, k=CHANNEL_K[channels.ES]
+                es, self.es_alias, user.terms, user.vector, user.seen, k=CHANNEL_K[channels.ES]
             )
         lists = {channels.ES: ChannelList(es_ids, es_scores)}
         for channel in NEIGHBOUR_CHANNELS:
@@ -158,14 +170,17 @@ class Recommender:
         redis_client: redis.Redis,
         es: elasticsearch.Elasticsearch,
         es_alias: str,
-        feast: FeastClient,
-        ranker: TritonRanker,
+        feast: FeastPool,
+        ranker: TritonPool,
         item_genres: Path | None = None,
         event_wait_s: float = 5.0,
+        budget_s: float | None = None,
+        timeout_s: float = 2.0,
     ) -> None:
         self.meta, self.redis, self.es, self.es_alias = meta, redis_client, es, es_alias
         self.feast, self.ranker = feast, ranker
-        self.retriever = Retriever(redis_client, es, es_alias)
+        self.retriever = Retriever(redis_client, es, es_alias, timeout_s)
+        self.budget_s = budget_s
         self._assembler: FeatureAssembler | None = None
         self._lock = threading.Lock()
         self.item_genres_path = item_genres
@@ -227,7 +242,7 @@ class Recommender:
         return self.retriever.recall(userid, timer)
 
     def recommend(self, userid: int, size: int = RESPONSE_SIZE) -> RecResult:
-        timer = StageTimer()
+        timer = StageTimer(self.budget_s)
         recall, popular = self.retriever.recall_or_popular(userid, timer)
         if recall is None:
             items = [RecItem(int(i), float(s)) for i, s in zip(popular.ids[:size], popular.scores[:size], strict=False)]
@@ -236,12 +251,12 @@ class Recommender:
         if len(candidates.ids) == 0:
             return RecResult(userid, [], timings_ms=timer.finish())
         with timer.stage(STAGE_FEAST):
-            user_features = self.feast.get(FEAST_USER_SERVICE, USERID, [userid])
+            user_features = self.feast.get(FEAST_USER_SERVICE, USERID, [userid], deadline=timer.deadline)
         with timer.stage(STAGE_ASSEMBLE):
             assembler = self.assembler
             x = assembler.build(userid, assembler.user_row(user_features), candidates.ids, request=candidates.features)
         with timer.stage(STAGE_TRITON):
-            scores = self.ranker.score(x)
+            scores = self.ranker.score(x, deadline=timer.deadline)
         order = np.argsort(-scores, kind="stable")[:size]
         items = [RecItem(int(candidates.ids[i]), float(scores[i])) for i in order]
         return RecResult(userid, items, timings_ms=timer.finish())

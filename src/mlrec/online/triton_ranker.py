@@ -1,7 +1,8 @@
 """Scoring (user, item) feature rows on Triton over one persistent gRPC connection.
 
 Requests are cut into chunks of at most the model's ``max_batch_size`` (read from the served
-model's config once), so a larger candidate list never trips Triton's batch limit.
+model's config once), so a larger candidate list never trips Triton's batch limit. :class:`TritonPool`
+spreads the scoring over several servers and steps over one that does not answer.
 """
 
 from __future__ import annotations
@@ -11,10 +12,23 @@ import tritonclient.grpc as grpcclient
 from tritonclient.utils import InferenceServerException
 
 from mlrec.core.contracts import TRITON_INPUT, TRITON_OUTPUT
+from mlrec.online.failover import Deadline, NodePool
+
+# gRPC status codes meaning "no answer from this server" (it is down or too slow): try another one
+UNREACHABLE = ("StatusCode.UNAVAILABLE", "StatusCode.DEADLINE_EXCEEDED")
 
 
 class TritonError(RuntimeError):
     """Triton could not score the request (down, slow, or the model is not loaded)."""
+
+
+class TritonUnreachable(TritonError):
+    """The server did not answer (refused, reset, timed out); another server may."""
+
+
+def _error(url: str, exc: InferenceServerException, what: str = "") -> TritonError:
+    cls = TritonUnreachable if exc.status() in UNREACHABLE else TritonError
+    return cls(f"triton at {url}: {what}{exc.message()}")
 
 
 class TritonRanker:
@@ -29,12 +43,12 @@ class TritonRanker:
             try:
                 cfg = self.client.get_model_config(self.model, as_json=True, client_timeout=self.timeout_s)
             except InferenceServerException as exc:
-                raise TritonError(f"triton at {self.url}: model {self.model!r}: {exc.message()}") from exc
+                raise _error(self.url, exc, f"model {self.model!r}: ") from exc
             self._max_batch = int(cfg["config"].get("max_batch_size", 0)) or 1024
         return self._max_batch
 
-    def score(self, x: np.ndarray) -> np.ndarray:
-        """float32 (n, n_features) -> probabilities (n,), in input order."""
+    def score(self, x: np.ndarray, timeout_s: float | None = None) -> np.ndarray:
+        """float32 (n, n_features) -> probabilities (n,), in input order (``timeout_s`` per call)."""
         x = np.ascontiguousarray(x, dtype=np.float32)
         out = np.empty(len(x), dtype=np.float32)
         step = self.max_batch_size
@@ -47,10 +61,10 @@ class TritonRanker:
                     self.model,
                     [inp],
                     outputs=[grpcclient.InferRequestedOutput(TRITON_OUTPUT)],
-                    client_timeout=self.timeout_s,
+                    client_timeout=timeout_s or self.timeout_s,
                 )
             except InferenceServerException as exc:
-                raise TritonError(f"triton at {self.url}: {exc.message()}") from exc
+                raise _error(self.url, exc) from exc
             out[start : start + len(chunk)] = res.as_numpy(TRITON_OUTPUT).reshape(-1)
         return out
 
@@ -70,3 +84,31 @@ class TritonRanker:
 
     def close(self) -> None:
         self.client.close()
+
+
+class TritonPool:
+    """The tier's Triton servers behind :class:`TritonRanker`'s calls: scoring goes to each in turn and
+    steps over a server that does not answer (:class:`~mlrec.online.failover.NodePool`); loading goes
+    to every server, so each serves the same model."""
+
+    def __init__(self, urls: list[str], model: str, timeout_s: float = 2.0) -> None:
+        self.rankers = [TritonRanker(url, model, timeout_s=timeout_s) for url in urls]
+        self.pool: NodePool[TritonRanker] = NodePool(self.rankers)
+        self.model, self.timeout_s = model, timeout_s
+        self.url = ",".join(urls)
+
+    def score(self, x: np.ndarray, deadline: Deadline | None = None) -> np.ndarray:
+        return self.pool.call(lambda r, t: r.score(x, timeout_s=t), (TritonUnreachable,), deadline, self.timeout_s)
+
+    def ready(self) -> bool:
+        """Whether some server has the model ready (the tier can score)."""
+        return any(r.ready() for r in self.rankers)
+
+    def load(self) -> None:
+        """(Re)load the model on every server; the first failure is raised."""
+        for ranker in self.rankers:
+            ranker.load()
+
+    def close(self) -> None:
+        for ranker in self.rankers:
+            ranker.close()
