@@ -18,7 +18,7 @@ SERVER_DIR := .runtime/server
 USERID ?= 1
 
 .PHONY: help venv data offline load demo test test-unit lint services-up services-down services-status \
-	server-up server-down serve client eval eval-stream bench bench-25m bench-engines spark-cluster-check bench-online bench-events clean
+	server-up server-down serve client eval eval-stream bench bench-25m bench-engines spark-cluster-check bench-online bench-events bench-failover clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
@@ -118,6 +118,9 @@ spark-cluster-check: venv  ## the prep under spark-submit on a standalone Spark 
 
 bench-online: venv  ## latency and throughput of the running server at concurrency 1, 4, 16 (make server-up first)
 	$(PYTHON) benchmarks/bench_online.py --url http://127.0.0.1:$(SERVER_PORT)
+
+bench-failover: venv  ## kill one Elasticsearch node, feature server and Triton in turn under load (PROFILE=cluster, server-up first)
+	$(PYTHON) benchmarks/bench_failover.py --url http://127.0.0.1:$(SERVER_PORT)
 
 bench-events: venv  ## POST /ml/event: ingestion rate, event-to-visible time, /ml/rec p99 with and without it (make server-up first)
 	$(PYTHON) benchmarks/bench_events.py --url http://127.0.0.1:$(SERVER_PORT)
