@@ -40,6 +40,14 @@ def test_env_file_parsing(tmp_path: Path):
     assert Settings.from_env({"ELASTIC_PASSWORD": "env-wins"}, env_file=f).es_password == "env-wins"
 
 
+def test_env_file_inline_comments_as_compose_reads_them(tmp_path: Path):
+    """An uncommented line of .env.example (``KEY=value   # why``) must parse to the value alone."""
+    f = tmp_path / ".env"
+    f.write_text("MLREC_FEAST_PUSH_PORT=6567   # the worker's pushes\nELASTIC_PASSWORD='a #b'\nMLREC_HOST=h#1\n")
+    assert read_env_file(f) == {"MLREC_FEAST_PUSH_PORT": "6567", "ELASTIC_PASSWORD": "a #b", "MLREC_HOST": "h#1"}
+    assert Settings.from_env({}, env_file=f).feast_push_port == 6567
+
+
 def test_paths_follow_mlrec_data_dir(tmp_path, monkeypatch):
     monkeypatch.setenv("MLREC_DATA_DIR", str(tmp_path))
     p = Paths.from_env()

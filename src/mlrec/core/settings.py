@@ -35,7 +35,10 @@ class SettingsError(MlrecError, ValueError):
 
 
 def read_env_file(path: Path = ENV_FILE) -> dict[str, str]:
-    """Parse ``KEY=VALUE`` lines (``#`` comments, optional quotes); a missing file is empty."""
+    """Parse ``KEY=VALUE`` lines (``#`` comments, optional quotes); a missing file is empty.
+
+    As ``docker compose`` reads the same file: `` #`` after an unquoted value starts a comment
+    (``MLREC_FEAST_PUSH_PORT=6567   # pushes``), while a quoted value keeps every character."""
     values: dict[str, str] = {}
     if not path.is_file():
         return values
@@ -44,7 +47,12 @@ def read_env_file(path: Path = ENV_FILE) -> dict[str, str]:
         if not line or line.startswith("#") or "=" not in line:
             continue
         key, value = line.split("=", 1)
-        values[key.strip()] = value.strip().strip("'\"")
+        value = value.strip()
+        if value[:1] in ("'", '"') and value[1:].find(value[0]) >= 0:
+            value = value[1 : 1 + value[1:].find(value[0])]
+        else:
+            value = value.split(" #", 1)[0].split("\t#", 1)[0].strip()
+        values[key.strip()] = value
     return values
 
 
