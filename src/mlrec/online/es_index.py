@@ -2,12 +2,12 @@
 
 Similarity is ``max_inner_product``: the MF model scores a (user, item) pair by the raw dot product,
 so the kNN search ranks items exactly as the model would (cosine would silently re-rank by vector
-norm). Vectors are indexed ``flat`` (exact search over float vectors), not HNSW: every copy of the
-index returns the same hits, while each replica builds its own approximate HNSW graph, and on the
-3-node cluster a quarter of ml-100k's users got different hits from different copies (so an answer
-changed with the node that served it). Measured on ml-100k (1,682 items, 300 users x 3, same run):
-flat p50 10.5 ms / p99 35.4 ms per hybrid search, HNSW 10.8 / 51.2 ms. Not the int8 quantized
-default of recent 8.x releases either, so scores are the model's own.
+norm). Vectors are indexed ``flat`` (exact search over float vectors), not HNSW, and equal scores
+are ordered by item id (:data:`TIE_BREAK`), so every copy of the index returns the same hits: each
+replica builds its own approximate HNSW graph, and on the 3-node cluster, after a node had been killed
+and recovered, 52 of 200 ml-100k users got different hits from different copies (an answer changed with
+the node that served it). ``benchmarks/bench_es_knn.py`` compares the two on the running cluster. Not
+the int8 quantized default of recent 8.x releases either, so scores are the model's own.
 
 Every load writes a brand-new index and then moves the alias to it in one atomic
 ``update_aliases`` call; readers never see a half-loaded index, and a failed load leaves the
@@ -190,6 +190,10 @@ LEAN_FETCH: dict[str, Any] = {
     "track_total_hits": False,
     "filter_path": f"hits.hits.fields.{ITEMID},hits.hits._score",
 }
+# Equal scores are ordered by item id, not by Lucene's document order: that order depends on how each
+# copy of the index merged its segments, so on a cluster tied hits (e.g. at the k-th place) could come
+# back in a different order, or not at all, depending on the node that answered.
+TIE_BREAK = [{"_score": "desc"}, {ITEMID: "asc"}]
 
 
 def hybrid_search(
@@ -200,13 +204,17 @@ def hybrid_search(
     exclude: np.ndarray,
     k: int,
     num_candidates: int = 1000,
+    preference: str | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(item ids int64, Elasticsearch ``_score`` float32) of the hybrid recall, best first (at most ``k``);
-    empty, without a search, for a user with neither a vector nor terms."""
+    """(item ids int64, Elasticsearch ``_score`` float32) of the hybrid recall, best first (at most ``k``,
+    ties by item id); empty, without a search, for a user with neither a vector nor terms. ``preference``
+    pins the search to some copies (``_only_nodes:es-2``: a benchmark comparing the copies)."""
     if not terms and not np.asarray(vector).size:
         return np.zeros(0, np.int64), np.zeros(0, np.float32)
     body = {key: v for key, v in hybrid_query(terms, vector, exclude, k, num_candidates).items() if key != "_source"}
-    res = es.search(index=alias, **body, **LEAN_FETCH)
+    if preference:
+        body["preference"] = preference
+    res = es.search(index=alias, **body, sort=TIE_BREAK, **LEAN_FETCH)
     hits = res.get("hits", {}).get("hits", [])  # filter_path drops "hits" entirely when nothing matched
     ids = np.array([h["fields"][ITEMID][0] for h in hits], dtype=np.int64)
     return ids, np.array([h["_score"] for h in hits], dtype=np.float32)
