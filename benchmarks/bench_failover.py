@@ -38,11 +38,11 @@ def dataset_name(paths: Paths) -> str:
 
 def markdown(stats) -> str:
     rows = [
-        "| phase | seconds | requests | failed | changed | p50 ms | p99 ms | max ms |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| phase | seconds | requests | failed | changed | tie swaps | p50 ms | p99 ms | max ms |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for s in stats:
-        cells = (s.phase, s.seconds, s.requests, s.failed, s.changed, s.p50_ms, s.p99_ms, s.max_ms)
+        cells = (s.phase, s.seconds, s.requests, s.failed, s.changed, s.tie_swaps, s.p50_ms, s.p99_ms, s.max_ms)
         rows.append("| " + " | ".join(str(c) for c in cells) + " |")
     return "\n".join(rows)
 
@@ -99,9 +99,12 @@ def main() -> None:
         },
         indent=2,
     )
-    failed, changed = sum(s.failed for s in stats), sum(s.changed for s in stats)
+    failed, changed, swaps = (sum(getattr(s, f) for s in stats) for f in ("failed", "changed", "tie_swaps"))
     total = sum(s.requests for s in stats)
-    print(f"\n[bench_failover] dataset={dataset} requests={total} failed={failed} changed={changed} out={out}")
+    print(
+        f"\n[bench_failover] dataset={dataset} requests={total} failed={failed} changed={changed} "
+        f"tie_swaps={swaps} out={out}"
+    )
 
 
 if __name__ == "__main__":
