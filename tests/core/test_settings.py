@@ -75,7 +75,7 @@ def test_bad_value_is_a_user_error_with_a_hint():
 def test_single_profile_has_one_node_per_tier():
     s = Settings.from_env({}, env_file=None)
     assert s.es_urls == ["http://127.0.0.1:9200"] and s.feast_urls == ["http://127.0.0.1:6566"]
-    assert s.triton_grpc_urls == ["127.0.0.1:8001"] and s.redis_replica is None
+    assert s.triton_grpc_urls == ["127.0.0.1:8001"]
     assert (s.es_url, s.feast_url, s.triton_grpc_url) == (s.es_urls[0], s.feast_urls[0], s.triton_grpc_urls[0])
 
 
@@ -87,7 +87,7 @@ def test_cluster_profile_ports_follow_the_first_nodes():
     assert s.feast_push_url == "http://127.0.0.1:6567"
     assert s.triton_grpc_urls == ["127.0.0.1:8001", "127.0.0.1:8011"]
     assert s.triton_node_ports(1) == {"http": 8010, "grpc": 8011, "metrics": 8012}
-    assert s.redis_replica == ("127.0.0.1", 6380)
+    assert s.redis_replica_port == 6380
 
 
 def test_host_lists_win_over_the_profile():
@@ -97,7 +97,6 @@ def test_host_lists_win_over_the_profile():
             "MLREC_ES_HOSTS": "http://elasticsearch:9200, http://es-2:9200,http://es-3:9200",
             "MLREC_FEAST_HOSTS": "http://feast:6566,http://feast-2:6566",
             "MLREC_TRITON_HOSTS": "triton:8001,triton-2:8001",
-            "MLREC_REDIS_REPLICA_HOST": "redis-replica:6379",
             "MLREC_FEAST_PUSH_HOST": "http://feast-push:6566",
         },
         env_file=None,
@@ -105,7 +104,7 @@ def test_host_lists_win_over_the_profile():
     assert s.es_urls == ["http://elasticsearch:9200", "http://es-2:9200", "http://es-3:9200"]
     assert s.feast_urls == ["http://feast:6566", "http://feast-2:6566"]
     assert s.triton_grpc_urls == ["triton:8001", "triton-2:8001"]
-    assert s.redis_replica == ("redis-replica", 6379) and s.feast_push_url == "http://feast-push:6566"
+    assert s.feast_push_url == "http://feast-push:6566"
 
 
 def test_unknown_profile_is_a_named_error():

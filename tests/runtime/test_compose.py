@@ -208,7 +208,6 @@ def test_the_recommenders_reach_every_node_of_the_profile(compose):
             c.nodes("triton"),
         )
         assert got.feast_push_url == "http://feast-push:6566"
-        assert got.redis_replica == ("redis-replica", 6379)
         assert (got.host, got.redis_port) == ("redis", 6379)  # the container port, whatever the host's
         assert set(s[name]["depends_on"]) >= {"redis", *_es_nodes(compose), *_feast_nodes(compose), "feast-push"}
         assert set(s[name]["depends_on"]) >= set(_triton_nodes(compose))

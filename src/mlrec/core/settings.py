@@ -82,7 +82,6 @@ class Settings:
     es_hosts: str = ""  # Elasticsearch URLs
     feast_hosts: str = ""  # feature server URLs
     triton_hosts: str = ""  # Triton gRPC host:port
-    redis_replica_host: str = ""  # host:port of the Redis replica
     feast_push_host: str = ""  # the push server's URL (default: host at feast_push_port)
     runtime_dir: Path = REPO_ROOT / ".runtime"
     timeout_s: float = 2.0  # per call to any service from the online path
@@ -158,7 +157,6 @@ class Settings:
             es_hosts=get("MLREC_ES_HOSTS", d.es_hosts),
             feast_hosts=get("MLREC_FEAST_HOSTS", d.feast_hosts),
             triton_hosts=get("MLREC_TRITON_HOSTS", d.triton_hosts),
-            redis_replica_host=get("MLREC_REDIS_REPLICA_HOST", d.redis_replica_host),
             feast_push_host=get("MLREC_FEAST_PUSH_HOST", d.feast_push_host),
             runtime_dir=Path(get("MLREC_RUNTIME_DIR", str(d.runtime_dir))),
             timeout_s=get("MLREC_TIMEOUT_S", d.timeout_s),
@@ -211,6 +209,7 @@ class Settings:
 
     @property
     def redis_replica_port(self) -> int:
+        """The cluster profile's Redis replica (the runtime starts it; the server reads the primary only)."""
         return self.redis_port + REDIS_REPLICA_PORT_OFFSET
 
     @property
@@ -234,14 +233,6 @@ class Settings:
         if self.triton_hosts:
             return _split(self.triton_hosts)
         return [f"{self.host}:{self.triton_node_ports(i)['grpc']}" for i in range(self.nodes("triton"))]
-
-    @property
-    def redis_replica(self) -> tuple[str, int] | None:
-        """(host, port) of the Redis replica: the cluster profile's or ``MLREC_REDIS_REPLICA_HOST``."""
-        if self.redis_replica_host:
-            host, _, port = self.redis_replica_host.rpartition(":")
-            return host, int(port)
-        return (self.host, self.redis_replica_port) if self.profile == "cluster" else None
 
     @property
     def es_url(self) -> str:
