@@ -15,25 +15,17 @@ docs/results/failover_<dataset>.json.
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 
+from bench_online import RESULTS_DIR, dataset_name  # this script's folder
+
 from mlrec.core.errors import MlrecError
 from mlrec.core.io import write_json
-from mlrec.core.paths import REPO_ROOT, Paths
+from mlrec.core.paths import Paths
 from mlrec.core.settings import Settings
 from mlrec_runtime.drill import run_drill
 from mlrec_runtime.manager import make_services, service_names
-
-RESULTS_DIR = REPO_ROOT / "docs" / "results"
-
-
-def dataset_name(paths: Paths) -> str:
-    try:
-        return json.loads(paths.dataset_marker.read_text())["dataset"]
-    except (OSError, ValueError, KeyError):
-        return "unknown"
 
 
 def markdown(stats) -> str:

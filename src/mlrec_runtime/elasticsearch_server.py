@@ -27,6 +27,8 @@ import threading
 import zipfile
 from pathlib import Path
 
+from mlrec.core.paths import Paths
+from mlrec.core.settings import Settings
 from mlrec_runtime.base import Service, apt_install, http_get_json, progress, which
 from mlrec_runtime.runtime import InstallError, ProcessSpec, run_checked
 
@@ -76,7 +78,7 @@ class ElasticsearchServer(Service):
     name = "elasticsearch"
     start_timeout_s = 120.0
 
-    def __init__(self, settings, paths=None, node: int | None = None) -> None:
+    def __init__(self, settings: Settings, paths: Paths | None = None, node: int | None = None) -> None:
         super().__init__(settings, paths)
         self.node = node
         if node is not None:

@@ -28,7 +28,14 @@ from mlrec_runtime.triton_server import TritonServer
 
 log = logging.getLogger(__name__)
 
-SERVICE_NAMES = ("redis", "elasticsearch", "feast", "feast-push", "triton")  # the single profile's
+_SINGLE: dict[str, Callable[[Settings, Paths | None], Service]] = {
+    "redis": RedisServer,
+    "elasticsearch": ElasticsearchServer,
+    "feast": FeastServer,
+    "feast-push": FeastPushServer,
+    "triton": TritonServer,
+}
+SERVICE_NAMES = tuple(_SINGLE)  # the single profile's, in start order
 
 
 def _service_classes(settings: Settings) -> dict[str, Callable[[Settings, Paths | None], Service]]:
@@ -37,13 +44,7 @@ def _service_classes(settings: Settings) -> dict[str, Callable[[Settings, Paths 
     The cluster profile: Redis and its replica, three Elasticsearch nodes of one cluster (instead of the
     single node), two feature servers (plus the push server) and two Triton servers."""
     if settings.profile != "cluster":
-        return {
-            "redis": RedisServer,
-            "elasticsearch": ElasticsearchServer,
-            "feast": FeastServer,
-            "feast-push": FeastPushServer,
-            "triton": TritonServer,
-        }
+        return _SINGLE
     classes: dict[str, Callable[[Settings, Paths | None], Service]] = {"redis": RedisServer}
     classes["redis-replica"] = RedisReplica
     for node in range(settings.nodes("elasticsearch")):

@@ -23,6 +23,8 @@ import sys
 import threading
 from pathlib import Path
 
+from mlrec.core.paths import Paths
+from mlrec.core.settings import Settings
 from mlrec_runtime.base import Service, apt_install, ensure_venv, http_get_json, venv_ready, venv_site_packages
 from mlrec_runtime.runtime import InstallError, ProcessSpec
 
@@ -51,7 +53,7 @@ class TritonServer(Service):
     name = "triton"
     start_timeout_s = 90.0
 
-    def __init__(self, settings, paths=None, node: int = 0) -> None:
+    def __init__(self, settings: Settings, paths: Paths | None = None, node: int = 0) -> None:
         super().__init__(settings, paths)
         self.node = node
         if node:

@@ -123,7 +123,6 @@ def cluster(services: Settings, offline_run, tmp_path_factory) -> Iterator[tuple
         feast_port=feast_ports[0],
         feast_push_port=feast_ports[0],
         feast_hosts=",".join(f"http://{services.host}:{p}" for p in feast_ports),
-        runtime_dir=services.runtime_dir,
     )
     feast = [
         FeastServer(settings, paths, repo_dir=FEATURE_REPO, port=p, name=f"feast-{tag}-{i + 1}")

@@ -41,13 +41,16 @@ def load_triton(paths: Paths, settings: Settings, repo_root: Path | None = None)
         onnx_diff = float(np.abs(onnx_scores - torch_scores).max())
         for url in settings.triton_grpc_urls:  # every server of the tier serves the same model
             ranker = TritonRanker(url, settings.triton_model, timeout_s=10.0)
-            ranker.load()
-            if not ranker.ready():
+            try:
+                ranker.load()
+                ready = ranker.ready()
+            finally:
+                ranker.close()
+            if not ready:
                 raise LoadCheckError(
                     f"triton: model {settings.triton_model} not ready at {url} after load",
                     "see the Triton log (`make services-status` names it) for why the model failed to load",
                 )
-            ranker.close()
     print(
         f"triton check: ONNX vs PyTorch max |diff| {onnx_diff:.2e} on {len(x)} candidate rows; "
         f"model {settings.triton_model} ready at {', '.join(settings.triton_grpc_urls)}"

@@ -60,7 +60,7 @@ from mlrec.online.triton_ranker import TritonError, TritonPool
 log = logging.getLogger(__name__)
 # The client errors that mean "this stage's service is down or too slow" (-> 503 naming it).
 _ERRORS: dict[str, tuple[type[Exception], ...]] = {
-    STAGE_REDIS: (redis.RedisError, BudgetSpent),
+    STAGE_REDIS: (redis.RedisError,),  # Redis is one node and asked first: no budget to check
     STAGE_ES: (elasticsearch.ApiError, elasticsearch.TransportError, BudgetSpent),
     STAGE_FEAST: (FeastError, BudgetSpent),
     STAGE_TRITON: (TritonError, BudgetSpent),
